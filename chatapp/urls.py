@@ -1,0 +1,22 @@
+from django.contrib import admin
+from django.contrib.auth.decorators import login_not_required
+from django.urls import include, path
+from django.views.i18n import JavaScriptCatalog
+
+from accounts.views import set_language
+from chatapp import health, views
+
+chat_patterns = [
+    path("", views.home, name="home"),
+    path("c/new/", views.new_chat, name="new"),
+    path("c/<uuid:conversation_id>/", views.conversation, name="conversation"),
+]
+
+urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+    path("accounts/", include("accounts.urls")),
+    path("i18n/setlang/", set_language, name="set_language"),
+    path("jsi18n/", login_not_required(JavaScriptCatalog.as_view()), name="javascript-catalog"),
+    path("", include((chat_patterns, "chat"))),
+]
