@@ -203,7 +203,7 @@ LOGGING = {
 # Accounts: the first account becomes admin; after it, sign-up is closed
 # unless ALLOW_SIGNUP is true. CODE gates sign-up with access codes.
 ALLOW_SIGNUP = env.bool("ALLOW_SIGNUP", default=False)
-ACCESS_CODES = [c for c in env.list("CODE", default=[]) if c]
+ACCESS_CODES = [c.strip() for c in env.list("CODE", default=[]) if c.strip()]
 
 # Providers (SPEC sections 3 to 6), read by providers.registry.
 CUSTOM_MODELS = env.str("CUSTOM_MODELS", default="")

@@ -43,3 +43,12 @@ def alice_client(client, alice):
 def bob_client(client, bob):
     client.force_login(bob)
     return client
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """The cache may be a shared Redis: every test starts from an empty one."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
