@@ -6,6 +6,22 @@ from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
 
+# What went wrong, in the reader's language; the upstream's own message is
+# shown beside it as it came.
+ERROR_EXPLANATIONS = {
+    "no_key": _("No API key is configured for this provider. Add one in Settings, or ask an administrator."),
+    "model_not_allowed": _("This model is not available on this server."),
+    "auth": _("The provider refused the API key (401/403). Check the key in Settings."),
+    "payment": _("The provider says the account has run out of credit (402)."),
+    "rate_limited": _("The provider is rate limiting requests (429). Wait a moment and retry."),
+    "timeout": _("The provider took too long to answer."),
+    "unreachable": _("The provider could not be reached."),
+    "upstream": _("The provider returned an error."),
+    "interrupted": _("The server stopped before this answer was complete."),
+    "internal": _("Something went wrong while writing this answer."),
+}
+
+
 class Conversation(models.Model):
     """A chat owned by one user, with its per-chat settings.
 
@@ -45,6 +61,46 @@ class Conversation(models.Model):
     def get_absolute_url(self) -> str:
         return reverse("chat:conversation", args=[self.id])
 
+    def branch(self, messages: list["Message"] | None = None) -> list["Message"]:
+        """The messages on screen: the path from the root to `current_leaf`."""
+        return self.path_to(self.current_leaf_id, messages)
+
+    def path_to(self, leaf_id: int | None, messages: list["Message"] | None = None) -> list["Message"]:
+        """The path from the root to `leaf_id`: one query for the tree, then a walk up."""
+        if messages is None:
+            messages = list(self.messages.all())
+        by_id = {m.id: m for m in messages}
+        path = []
+        node = by_id.get(leaf_id)
+        while node is not None:
+            path.append(node)
+            node = by_id.get(node.parent_id)
+        path.reverse()
+        return path
+
+    def add_exchange(self, text: str, parent: "Message | None", model: str) -> tuple["Message", "Message"]:
+        """Save a user message and the assistant message that will answer it."""
+        question = self.messages.create(parent=parent, role=Message.Role.USER, content=text)
+        answer = self._start_answer(question, model)
+        return question, answer
+
+    def regenerate(self, answer: "Message", model: str) -> "Message":
+        """A new answer to the same question; the old one stays as a version."""
+        return self._start_answer(answer.parent, model)
+
+    def edit(self, question: "Message", text: str, model: str) -> tuple["Message", "Message"]:
+        """An edited question starts a new branch beside the original."""
+        return self.add_exchange(text, question.parent, model)
+
+    def _start_answer(self, question: "Message", model: str) -> "Message":
+        answer = self.messages.create(
+            parent=question, role=Message.Role.ASSISTANT, status=Message.Status.STREAMING, model=model
+        )
+        self.current_leaf = answer
+        self.model = model
+        self.save(update_fields=["current_leaf", "model", "updated_at"])
+        return answer
+
 
 class Message(models.Model):
     class Role(models.TextChoices):
@@ -66,11 +122,17 @@ class Message(models.Model):
     )
     role = models.CharField(_("role"), max_length=10, choices=Role.choices)
     content = models.TextField(_("content"), blank=True)
+    # The sanitised Markdown rendering, made once when the answer is complete
+    # so a long conversation renders without re-parsing every message.
+    content_html = models.TextField(_("rendered content"), blank=True, editable=False)
     reasoning = models.TextField(_("reasoning"), blank=True)
     # What the provider needs back in later turns: OpenRouter reasoning_details
     # or Anthropic thinking blocks with their signatures.
     reasoning_details = models.JSONField(_("reasoning details"), default=list, blank=True)
     status = models.CharField(_("status"), max_length=12, choices=Status.choices, default=Status.DONE)
+    # error_code is our category, explained on the page in the reader's
+    # language; error is the upstream's own words, shown as they came.
+    error_code = models.CharField(_("error code"), max_length=30, blank=True)
     error = models.TextField(_("error"), blank=True)
     model = models.CharField(_("model"), max_length=200, blank=True)
     provider = models.CharField(_("provider"), max_length=30, blank=True)
@@ -97,6 +159,26 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.role}: {self.content[:40]}"
+
+    @property
+    def is_thinking(self) -> bool:
+        return self.status == self.Status.STREAMING and not self.content
+
+    @property
+    def error_explanation(self) -> str:
+        return ERROR_EXPLANATIONS.get(self.error_code, ERROR_EXPLANATIONS["upstream"])
+
+    @property
+    def is_final(self) -> bool:
+        return self.status != self.Status.STREAMING
+
+    def render(self) -> str:
+        """Sanitised Markdown of the content, cached on the row once final."""
+        if self.content_html and self.is_final:
+            return self.content_html
+        from chatapp.rendering import render_markdown
+
+        return render_markdown(self.content)
 
     @property
     def tokens_per_second(self) -> float | None:

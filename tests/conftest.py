@@ -52,3 +52,13 @@ def _fresh_cache():
 
     cache.clear()
     yield
+
+
+@pytest.fixture
+def upstream():
+    """A fake LLM upstream on a free loopback port (tests/fake_upstream.py), one per test."""
+    from tests.fake_upstream import FakeUpstream
+
+    server = FakeUpstream().start()
+    yield server
+    server.stop()

@@ -1,0 +1,319 @@
+"""The chat's WebSocket: `/ws/chat/<conversation id>/`.
+
+The socket only carries actions in and HTML fragments out; the generation it
+starts lives on without it (chatapp.generation). Frames are out-of-band swaps
+for the htmx ws extension.
+"""
+
+import asyncio
+import json
+import logging
+import uuid
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.template.loader import render_to_string
+from django.utils import translation
+from django.utils.html import escape
+from django.utils.translation import gettext_lazy as _
+
+from chatapp import generation
+from chatapp.languages import language_for_scope
+from chatapp.models import Conversation, Message
+
+logger = logging.getLogger(__name__)
+
+MAX_FRAME_BYTES = 256 * 1024
+MAX_MESSAGE_CHARS = 100_000
+SYNC_TIMEOUT = 3.0
+
+
+class ChatConsumer(AsyncWebsocketConsumer):
+    async def connect(self) -> None:
+        self.user = self.scope.get("user")
+        if self.user is None or not self.user.is_authenticated:
+            await self.close(code=4401)
+            return
+        self.conversation_id: uuid.UUID = self.scope["url_route"]["kwargs"]["conversation_id"]
+        owner_id = await _owner_of(self.conversation_id)
+        if owner_id is not None and owner_id != self.user.id:
+            await self.close(code=4404)  # the same answer as for a conversation that is not there
+            return
+        self.language = await database_sync_to_async(language_for_scope)(self.scope, self.user)
+        # Per message being streamed: how many characters this socket has
+        # shown, or None while it waits for the generation's snapshot.
+        self.shown: dict[int, tuple[int, int] | None] = {}
+        self.waiting: dict[int, list[dict]] = {}
+        await self.channel_layer.group_add(generation.stream_group(self.conversation_id), self.channel_name)
+        await self.accept()
+        for message_id in await _streaming_message_ids(self.conversation_id):
+            await self._request_snapshot(message_id)
+
+    async def disconnect(self, code: int) -> None:
+        if hasattr(self, "conversation_id"):
+            await self.channel_layer.group_discard(generation.stream_group(self.conversation_id), self.channel_name)
+
+    # -- actions from the page ----------------------------------------------
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        action = _parse_action(text_data, bytes_data)
+        if action is None:
+            await self._send_notice(_("That request was not understood."))
+            return
+        handler = {
+            "send": self._on_send,
+            "stop": self._on_stop,
+            "regenerate": self._on_regenerate,
+            "retry": self._on_regenerate,
+            "edit": self._on_edit,
+        }.get(action.get("action", "send"))
+        if handler is None:
+            await self._send_notice(_("That request was not understood."))
+            return
+        await handler(action)
+
+    async def _on_send(self, action: dict) -> None:
+        text = str(action.get("message", "")).strip()
+        if not text:
+            return
+        if len(text) > MAX_MESSAGE_CHARS:
+            await self._send_notice(_("The message is too long."))
+            return
+        started = await _start_exchange(self.user, self.conversation_id, text, str(action.get("model", "")))
+        await self._after_start(started, new_messages=True)
+
+    async def _on_regenerate(self, action: dict) -> None:
+        started = await _start_regeneration(self.user, self.conversation_id, _as_int(action.get("message_id")))
+        await self._after_start(started, new_messages=False)
+
+    async def _on_edit(self, action: dict) -> None:
+        text = str(action.get("message", "")).strip()
+        if not text or len(text) > MAX_MESSAGE_CHARS:
+            await self._send_notice(_("The message is too long.") if text else _("The message is empty."))
+            return
+        started = await _start_edit(self.user, self.conversation_id, _as_int(action.get("message_id")), text)
+        await self._after_start(started, new_messages=False)
+
+    async def _on_stop(self, action: dict) -> None:
+        await self.channel_layer.group_send(
+            generation.control_group(self.conversation_id), {"type": "generation.stop", "message_id": None}
+        )
+
+    async def _after_start(self, started: "_Started | str", new_messages: bool) -> None:
+        if not isinstance(started, tuple):
+            await self._send_notice(started)
+            return
+        conversation, answer = started
+        self.shown[answer.id] = (0, 0)
+        branch = await database_sync_to_async(conversation.branch)()
+        await self._send_html(
+            self._render(
+                "chatapp/_messages_swap.html",
+                {"conversation": conversation, "branch": branch, "first_message": new_messages and len(branch) == 2},
+            )
+        )
+        generation.Generation(answer, conversation).start()
+
+    # -- frames from generations ----------------------------------------------
+
+    async def generation_delta(self, frame: dict) -> None:
+        message_id = frame["message_id"]
+        if message_id not in self.shown:
+            # A generation this socket has not seen start (another tab or
+            # process started it): ask for the text so far first.
+            await self._request_snapshot(message_id)
+        if self.shown.get(message_id) is None:
+            self.waiting.setdefault(message_id, []).append(frame)
+            return
+        await self._show_delta(frame)
+
+    async def generation_snapshot(self, frame: dict) -> None:
+        message_id = frame["message_id"]
+        if self.shown.get(message_id) is not None:
+            return
+        self.shown[message_id] = (len(frame["content"]), len(frame["reasoning"]))
+        await self._send_html(
+            self._render(
+                "chatapp/_streaming_parts.html",
+                {
+                    "message_id": message_id,
+                    "content": frame["content"],
+                    "reasoning": frame["reasoning"],
+                    "reasoning_seconds": frame["reasoning_seconds"],
+                },
+            )
+        )
+        for waiting in self.waiting.pop(message_id, []):
+            await self._show_delta(waiting)
+
+    async def generation_done(self, frame: dict) -> None:
+        message_id = frame["message_id"]
+        self.shown.pop(message_id, None)
+        self.waiting.pop(message_id, None)
+        message = await Message.objects.filter(pk=message_id, conversation_id=self.conversation_id).afirst()
+        if message is None:
+            return
+        await self._send_html(self._render("chatapp/_message.html", {"message": message, "oob": True}))
+
+    async def _show_delta(self, frame: dict) -> None:
+        """Send what this socket has not shown yet, from the frame's offsets."""
+        message_id = frame["message_id"]
+        content_shown, reasoning_shown = self.shown[message_id]
+        content = _unseen(frame["content_offset"], frame["content"], content_shown)
+        reasoning = _unseen(frame["reasoning_offset"], frame["reasoning"], reasoning_shown)
+        if not content and not reasoning:
+            return
+        self.shown[message_id] = (content_shown + len(content), reasoning_shown + len(reasoning))
+        parts = []
+        if reasoning:
+            parts.append(f'<div hx-swap-oob="beforeend:#m-{message_id}-reasoning">{escape(reasoning)}</div>')
+        if content and frame.get("reasoning_seconds") is not None and content_shown == 0:
+            parts.append(
+                self._render(
+                    "chatapp/_reasoning_summary.html",
+                    {"message_id": message_id, "reasoning_seconds": frame["reasoning_seconds"], "oob": True},
+                )
+            )
+        if content:
+            parts.append(f'<div hx-swap-oob="beforeend:#m-{message_id}-content">{escape(content)}</div>')
+        await self.send(text_data="".join(parts))
+
+    async def _request_snapshot(self, message_id: int) -> None:
+        self.shown[message_id] = None
+        await self.channel_layer.group_send(
+            generation.control_group(self.conversation_id),
+            {"type": "generation.sync", "message_id": message_id, "reply_channel": self.channel_name},
+        )
+        asyncio.get_running_loop().call_later(
+            SYNC_TIMEOUT, lambda: asyncio.ensure_future(self._snapshot_overdue(message_id))
+        )
+
+    async def _snapshot_overdue(self, message_id: int) -> None:
+        """No generation answered: if none is alive anywhere, the message was orphaned."""
+        if message_id not in self.shown or self.shown[message_id] is not None:
+            return
+        message = await Message.objects.filter(pk=message_id).afirst()
+        if message is None or await generation.aresume_or_interrupt(message):
+            return
+        await self.generation_done({"message_id": message_id})
+
+    # -- output -------------------------------------------------------------
+
+    def _render(self, template: str, context: dict) -> str:
+        with translation.override(self.language):
+            return render_to_string(template, context)
+
+    async def _send_html(self, html: str) -> None:
+        await self.send(text_data=html)
+
+    async def _send_notice(self, text: str) -> None:
+        await self._send_html(self._render("chatapp/_notice.html", {"text": text}))
+
+
+_Started = tuple[Conversation, Message]
+
+
+def _unseen(offset: int, text: str, shown: int) -> str:
+    """The part of `text` (which starts at `offset`) past what was shown."""
+    if offset + len(text) <= shown:
+        return ""
+    return text[max(0, shown - offset) :]
+
+
+def _parse_action(text_data: str | None, bytes_data: bytes | None) -> dict | None:
+    raw = text_data if text_data is not None else (bytes_data or b"").decode("utf-8", "replace")
+    if len(raw) > MAX_FRAME_BYTES:
+        return None
+    try:
+        action = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(action, dict):
+        return None
+    return action
+
+
+def _as_int(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+@database_sync_to_async
+def _owner_of(conversation_id: uuid.UUID) -> int | None:
+    return Conversation.objects.filter(id=conversation_id).values_list("owner_id", flat=True).first()
+
+
+@database_sync_to_async
+def _streaming_message_ids(conversation_id: uuid.UUID) -> list[int]:
+    return list(
+        Message.objects.filter(conversation_id=conversation_id, status=Message.Status.STREAMING).values_list(
+            "id", flat=True
+        )
+    )
+
+
+def _busy(conversation: Conversation) -> bool:
+    return conversation.messages.filter(status=Message.Status.STREAMING).exists()
+
+
+@database_sync_to_async
+def _start_exchange(user, conversation_id: uuid.UUID, text: str, model: str) -> "_Started | str":
+    from django.db import transaction
+
+    with transaction.atomic():
+        conversation, _created = Conversation.objects.select_for_update().get_or_create(
+            id=conversation_id, defaults={"owner": user, "model": model}
+        )
+        if conversation.owner_id != user.id:
+            return _("This conversation was not found.")
+        if _busy(conversation):
+            return _("An answer is still being written. Stop it or wait for it to finish.")
+        model = model or conversation.model or _default_model_ref(user)
+        parent = conversation.current_leaf
+        _question, answer = conversation.add_exchange(text, parent, model)
+        return conversation, answer
+
+
+@database_sync_to_async
+def _start_regeneration(user, conversation_id: uuid.UUID, message_id: int | None) -> "_Started | str":
+    from django.db import transaction
+
+    with transaction.atomic():
+        conversation = Conversation.objects.select_for_update().filter(id=conversation_id, owner=user).first()
+        if conversation is None:
+            return _("This conversation was not found.")
+        if _busy(conversation):
+            return _("An answer is still being written. Stop it or wait for it to finish.")
+        answer = conversation.messages.filter(
+            pk=message_id or conversation.current_leaf_id, role=Message.Role.ASSISTANT
+        ).first()
+        if answer is None or answer.parent is None:
+            return _("There is no answer to regenerate.")
+        return conversation, conversation.regenerate(answer, conversation.model or answer.model)
+
+
+@database_sync_to_async
+def _start_edit(user, conversation_id: uuid.UUID, message_id: int | None, text: str) -> "_Started | str":
+    from django.db import transaction
+
+    with transaction.atomic():
+        conversation = Conversation.objects.select_for_update().filter(id=conversation_id, owner=user).first()
+        if conversation is None:
+            return _("This conversation was not found.")
+        if _busy(conversation):
+            return _("An answer is still being written. Stop it or wait for it to finish.")
+        question = conversation.messages.filter(pk=message_id, role=Message.Role.USER).first()
+        if question is None:
+            return _("That message was not found.")
+        _question, answer = conversation.edit(question, text, conversation.model)
+        return conversation, answer
+
+
+def _default_model_ref(user) -> str:
+    from chatapp.picker import default_model_ref
+    from providers.credentials import reachable_providers
+
+    return default_model_ref(user, reachable_providers(user))
+

@@ -1,0 +1,330 @@
+"""Generations: an answer being written, independent of any socket.
+
+A generation is an asyncio task in the process that started it. It streams
+from the provider core and publishes coalesced deltas (at most ~20 frames a
+second) to the conversation's channel-layer group, where every socket of that
+conversation, in any process, picks them up. It listens on a control group
+for `stop` and `sync` requests, so a socket served by another process can stop
+it or ask for the text so far. Partial text is saved at least once a second;
+a heartbeat in the cache tells other processes it is alive.
+
+Every delta carries the offset at which it starts, so a socket that joins
+mid-stream (reload, second tab, another process) can splice the snapshot and
+the live deltas without losing or doubling a character.
+"""
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+
+from channels.layers import get_channel_layer
+from django.core.cache import cache
+from django.utils import timezone
+
+from chatapp.models import Conversation, Message
+from providers import events
+
+logger = logging.getLogger(__name__)
+
+FRAME_INTERVAL = 0.05  # seconds: at most ~20 frames per second per stream
+SAVE_INTERVAL = 1.0  # seconds: the most text a crash can lose
+HEARTBEAT_INTERVAL = 2.0
+HEARTBEAT_TTL = 10
+
+# Generations running in this process, by message id; a strong reference keeps
+# their tasks alive after the socket that started them has gone.
+_running: dict[int, "Generation"] = {}
+
+
+def stream_group(conversation_id) -> str:
+    """Where sockets listen for frames of a conversation."""
+    return f"chat.{conversation_id.hex}"
+
+
+def control_group(conversation_id) -> str:
+    """Where generations listen for stop and sync requests."""
+    return f"chatctl.{conversation_id.hex}"
+
+
+def heartbeat_key(message_id: int) -> str:
+    return f"generation:alive:{message_id}"
+
+
+@dataclass
+class Progress:
+    """What has been generated so far, and how much of it has been published."""
+
+    content: str = ""
+    reasoning: str = ""
+    published_content: int = 0
+    published_reasoning: int = 0
+    reasoning_details: list[dict] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+    first_token_at: float | None = None
+    reasoning_seconds: float | None = None
+
+    @property
+    def pending(self) -> bool:
+        return len(self.content) > self.published_content or len(self.reasoning) > self.published_reasoning
+
+
+class Generation:
+    def __init__(self, message: Message, conversation: Conversation):
+        self.message = message
+        self.conversation = conversation
+        self.progress = Progress()
+        self.layer = get_channel_layer()
+        self.task: asyncio.Task | None = None
+        self._stream_task: asyncio.Task | None = None
+        self._flush_handle: asyncio.TimerHandle | None = None
+        self._flush_lock = asyncio.Lock()
+        self._last_flush = 0.0
+        self._last_save = time.monotonic()
+        self._control_channel = ""
+        self._usage: events.Usage | None = None
+        self._finish: events.Finish | None = None
+        self._error: events.StreamError | None = None
+        self._model_name = ""
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def start(self) -> asyncio.Task:
+        cache.set(heartbeat_key(self.message.id), 1, HEARTBEAT_TTL)
+        _running[self.message.id] = self
+        self.task = asyncio.get_running_loop().create_task(self.run(), name=f"generation-{self.message.id}")
+        return self.task
+
+    async def run(self) -> None:
+        helpers = []
+        try:
+            self._control_channel = await self.layer.new_channel("generation.")
+            await self.layer.group_add(control_group(self.conversation.id), self._control_channel)
+            helpers = [asyncio.create_task(self._listen()), asyncio.create_task(self._beat())]
+            self._stream_task = asyncio.create_task(self._stream())
+            try:
+                await self._stream_task
+                status = Message.Status.ERROR if self._error else Message.Status.DONE
+            except asyncio.CancelledError:
+                if not self._stream_task.cancelled():
+                    raise
+                status = Message.Status.STOPPED
+            await self._finish_up(status)
+        except Exception:
+            logger.exception("generation %s failed", self.message.id)
+            self._error = events.StreamError("", code="internal")
+            await self._finish_up(Message.Status.ERROR)
+        finally:
+            for helper in helpers:
+                helper.cancel()
+            if self._control_channel:
+                await self.layer.group_discard(control_group(self.conversation.id), self._control_channel)
+            await cache.adelete(heartbeat_key(self.message.id))
+            _running.pop(self.message.id, None)
+
+    def stop(self) -> None:
+        if self._stream_task is not None and not self._stream_task.done():
+            self._stream_task.cancel()
+
+    # -- streaming ---------------------------------------------------------
+
+    async def _stream(self) -> None:
+        from chatapp.upstream import prepare_request
+
+        prepared = await prepare_request(self.conversation, self.message)
+        if isinstance(prepared, events.StreamError):
+            self._error = prepared
+            return
+        request, endpoint = prepared
+        self.message.provider = request.provider.slug
+        self._model_name = request.model
+        from providers.completion import stream_completion
+
+        async for event in stream_completion(request, endpoint):
+            self._apply(event)
+
+    def _apply(self, event: events.StreamEvent) -> None:
+        progress = self.progress
+        match event:
+            case events.TextDelta(text=text):
+                if progress.first_token_at is None:
+                    progress.first_token_at = time.monotonic()
+                if progress.reasoning and progress.reasoning_seconds is None:
+                    progress.reasoning_seconds = time.monotonic() - progress.started
+                progress.content += text
+                self._schedule_flush()
+            case events.ReasoningDelta(text=text):
+                if progress.first_token_at is None:
+                    progress.first_token_at = time.monotonic()
+                progress.reasoning += text
+                self._schedule_flush()
+            case events.Usage():
+                self._usage = event
+            case events.Finish():
+                self._finish = event
+                progress.reasoning_details = list(event.reasoning_details)
+            case events.StreamError():
+                self._error = event
+
+    def _schedule_flush(self) -> None:
+        """Publish now if the last frame is old enough, else once it is."""
+        if self._flush_handle is not None:
+            return
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, self._last_flush + FRAME_INTERVAL - time.monotonic())
+        self._flush_handle = loop.call_later(delay, lambda: asyncio.ensure_future(self._flush()))
+
+    async def _flush(self) -> None:
+        async with self._flush_lock:
+            self._flush_handle = None
+            progress = self.progress
+            if not progress.pending:
+                return
+            self._last_flush = time.monotonic()
+            frame = {
+                "type": "generation.delta",
+                "message_id": self.message.id,
+                "content_offset": progress.published_content,
+                "content": progress.content[progress.published_content :],
+                "reasoning_offset": progress.published_reasoning,
+                "reasoning": progress.reasoning[progress.published_reasoning :],
+                "reasoning_seconds": progress.reasoning_seconds,
+            }
+            progress.published_content = len(progress.content)
+            progress.published_reasoning = len(progress.reasoning)
+            await self.layer.group_send(stream_group(self.conversation.id), frame)
+            if time.monotonic() - self._last_save >= SAVE_INTERVAL:
+                self._last_save = time.monotonic()
+                await Message.objects.filter(pk=self.message.id).aupdate(
+                    content=progress.content, reasoning=progress.reasoning, updated_at=timezone.now()
+                )
+
+    # -- control -----------------------------------------------------------
+
+    async def _listen(self) -> None:
+        while True:
+            request = await self.layer.receive(self._control_channel)
+            if request.get("message_id") not in (None, self.message.id):
+                continue
+            if request["type"] == "generation.stop":
+                self.stop()
+            elif request["type"] == "generation.sync":
+                await self.layer.send(request["reply_channel"], self.snapshot())
+
+    def snapshot(self) -> dict:
+        progress = self.progress
+        return {
+            "type": "generation.snapshot",
+            "message_id": self.message.id,
+            "content": progress.content,
+            "reasoning": progress.reasoning,
+            "reasoning_seconds": progress.reasoning_seconds,
+        }
+
+    async def _beat(self) -> None:
+        while True:
+            await cache.aset(heartbeat_key(self.message.id), 1, HEARTBEAT_TTL)
+            await asyncio.sleep(HEARTBEAT_INTERVAL)
+
+    # -- the end -----------------------------------------------------------
+
+    async def _finish_up(self, status: str) -> None:
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        await self._flush()
+        message = self.message
+        progress = self.progress
+        now = time.monotonic()
+        message.content = progress.content
+        message.reasoning = progress.reasoning
+        message.reasoning_details = progress.reasoning_details
+        message.reasoning_duration = progress.reasoning_seconds
+        message.status = status
+        message.error = self._error.message if self._error else ""
+        message.error_code = error_code(self._error) if self._error else ""
+        message.duration = now - progress.started
+        if progress.first_token_at is not None:
+            message.time_to_first_token = progress.first_token_at - progress.started
+        if self._finish is not None:
+            message.finish_reason = self._finish.reason
+        if self._usage is not None:
+            message.prompt_tokens = self._usage.prompt_tokens
+            message.completion_tokens = self._usage.completion_tokens
+            message.reasoning_tokens = self._usage.reasoning_tokens
+            message.cached_tokens = self._usage.cached_tokens
+            message.cost = self._usage.cost
+        from chatapp.rendering import render_markdown
+
+        message.content_html = render_markdown(message.content)
+        await message.asave()
+        await Conversation.objects.filter(pk=self.conversation.id).aupdate(updated_at=timezone.now())
+        await self.layer.group_send(
+            stream_group(self.conversation.id), {"type": "generation.done", "message_id": message.id}
+        )
+        self._account(status)
+
+    def _account(self, status: str) -> None:
+        if not self.message.provider:
+            return  # refused before any request went upstream
+        from providers.usage import UsageRecord, record_in_background
+
+        record_in_background(
+            usage=self._usage,
+            user_id=self.conversation.owner_id,
+            provider=self.message.provider,
+            model=self._model_name,
+            source=UsageRecord.Source.CHAT,
+            time_to_first_token=self.message.time_to_first_token,
+            duration=self.message.duration or 0.0,
+            status_code=_status_code(status, self._error),
+            error=self._error.message if self._error else "",
+        )
+
+
+def _status_code(status: str, error: events.StreamError | None) -> int:
+    if status == Message.Status.STOPPED:
+        return 499
+    if error is not None:
+        return error.status or 502
+    return 200
+
+
+def error_code(error: events.StreamError) -> str:
+    """Our category of an error, which the page explains in the reader's language."""
+    if error.code in ERROR_CODES:
+        return error.code
+    return {401: "auth", 403: "auth", 402: "payment", 429: "rate_limited", 408: "timeout", 504: "timeout"}.get(
+        error.status or 0, "upstream"
+    )
+
+
+ERROR_CODES = {"no_key", "model_not_allowed", "auth", "payment", "rate_limited", "timeout", "unreachable", "internal"}
+
+
+def running(message_id: int) -> "Generation | None":
+    return _running.get(message_id)
+
+
+async def aresume_or_interrupt(message: Message) -> bool:
+    """True if a generation for `message` is alive somewhere; else mark it interrupted."""
+    if await cache.aget(heartbeat_key(message.id)):
+        return True
+    await Message.objects.filter(pk=message.id, status=Message.Status.STREAMING).aupdate(
+        status=Message.Status.INTERRUPTED, error_code="interrupted"
+    )
+    return False
+
+
+def interrupt_orphans(conversation: Conversation | None = None) -> int:
+    """Mark messages left streaming by a dead process as interrupted."""
+    streaming = Message.objects.filter(status=Message.Status.STREAMING)
+    if conversation is not None:
+        streaming = streaming.filter(conversation=conversation)
+    orphans = [pk for pk in streaming.values_list("pk", flat=True) if not cache.get(heartbeat_key(pk))]
+    if not orphans:
+        return 0
+    return Message.objects.filter(pk__in=orphans, status=Message.Status.STREAMING).update(
+        status=Message.Status.INTERRUPTED, error_code="interrupted"
+    )
+

@@ -1,0 +1,65 @@
+"""The model picker: what the allow-list offers, grouped by provider."""
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from providers.model_table import ModelTable
+from providers.registry import PROVIDERS, Provider
+
+PER_MILLION = Decimal(1_000_000)
+
+
+@dataclass(frozen=True)
+class PickerOption:
+    ref: str  # "name@provider", what the conversation stores
+    name: str
+    label: str
+    context_length: int | None
+    prompt_price: Decimal | None  # USD per million tokens
+    completion_price: Decimal | None
+
+
+@dataclass(frozen=True)
+class ProviderGroup:
+    provider: Provider
+    options: list[PickerOption]
+
+
+def model_ref(provider_slug: str, model: str) -> str:
+    return f"{model}@{provider_slug}"
+
+
+def _per_million(price: Decimal | None) -> Decimal | None:
+    return None if price is None else (price * PER_MILLION).normalize()
+
+
+def picker_groups(providers: list[str], table: ModelTable | None = None) -> list[ProviderGroup]:
+    """The models of `providers` (those the user can reach) that the allow-list offers."""
+    table = table or ModelTable.current()
+    groups = []
+    for provider in (PROVIDERS[slug] for slug in providers):
+        options = [
+            PickerOption(
+                ref=model_ref(provider.slug, entry.name),
+                name=entry.name,
+                label=entry.label or entry.name,
+                context_length=entry.context_length,
+                prompt_price=_per_million(entry.prompt_price),
+                completion_price=_per_million(entry.completion_price),
+            )
+            for entry in table.available(provider.slug)
+        ]
+        if options:
+            groups.append(ProviderGroup(provider, sorted(options, key=lambda o: o.label.lower())))
+    return groups
+
+
+def default_model_ref(user, providers: list[str], table: ModelTable | None = None) -> str:
+    """The user's preferred model if still allowed, else DEFAULT_MODEL, else the first offered."""
+    table = table or ModelTable.current()
+    preferred = getattr(getattr(user, "preferences", None), "default_model", "")
+    resolved = table.resolve(preferred, providers) if preferred else None
+    if resolved is not None and resolved[0] in providers:
+        return model_ref(*resolved)
+    default = table.default_model(providers)
+    return model_ref(*default) if default else ""

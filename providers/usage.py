@@ -1,0 +1,212 @@
+"""Accounting: one UsageRecord per request to an upstream (SPEC sections 8 and 9).
+
+The chat and the proxy API both write here, and the usage pages read the
+per-day and per-model totals. Loaded as part of the providers app's models by
+the import at the end of providers/models.py.
+"""
+
+import asyncio
+import logging
+import re
+from datetime import datetime, time, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Count, F, Sum
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from providers.events import Usage
+
+logger = logging.getLogger(__name__)
+
+CLIENT_CLOSED = 499  # nginx's code for "the client went away first"
+_ERROR_LENGTH = 500
+_COST_PLACES = Decimal("1e-10")
+# Anything shaped like a bearer token or API key is cut out of error texts:
+# upstreams sometimes echo the key they were sent.
+_SECRET = re.compile(r"(?i)\b(?:bearer\s+\S+|(?:sk|sb|pk|key)-[A-Za-z0-9_\-]{8,}|AIza[0-9A-Za-z_\-]{20,})")
+
+
+def _scrub(error: str) -> str:
+    return _SECRET.sub("[redacted]", error or "").strip()[:_ERROR_LENGTH]
+
+
+class UsageRecordQuerySet(models.QuerySet):
+    def for_user(self, user) -> "UsageRecordQuerySet":
+        return self.filter(user=user)
+
+    def last_days(self, days: int) -> "UsageRecordQuerySet":
+        """Records from the start of the day `days - 1` days ago (local time) on."""
+        first_day = timezone.localdate() - timedelta(days=days - 1)
+        start = timezone.make_aware(datetime.combine(first_day, time.min))
+        return self.filter(created_at__gte=start)
+
+    def _totals(self) -> "UsageRecordQuerySet":
+        return self.annotate(
+            requests=Count("id"),
+            prompt_tokens_total=Sum("prompt_tokens"),
+            completion_tokens_total=Sum("completion_tokens"),
+            reasoning_tokens_total=Sum("reasoning_tokens"),
+            cached_tokens_total=Sum("cached_tokens"),
+            total_tokens=Sum(F("prompt_tokens") + F("completion_tokens")),
+            # None when no record of the group has a known cost.
+            cost_total=Sum("cost"),
+        )
+
+    def daily_totals(self, days: int = 30) -> "UsageRecordQuerySet":
+        """One dict per day with records, oldest first: `day` plus the totals."""
+        return self.last_days(days).annotate(day=TruncDate("created_at")).values("day")._totals().order_by("day")
+
+    def per_model_totals(self, days: int = 30) -> "UsageRecordQuerySet":
+        """One dict per (provider, model), most expensive, then most used, first."""
+        return (
+            self.last_days(days)
+            .values("provider", "model")
+            ._totals()
+            .order_by(F("cost_total").desc(nulls_last=True), "-total_tokens", "provider", "model")
+        )
+
+
+class UsageRecord(models.Model):
+    """What one request to an upstream cost, from the chat or the proxy API."""
+
+    class Source(models.TextChoices):
+        API = "api", _("Proxy API")
+        CHAT = "chat", _("Chat")
+        TITLE = "title", _("Conversation title")
+
+    class CostSource(models.TextChoices):
+        UNKNOWN = "", _("Unknown")
+        PROVIDER = "provider", _("Reported by the provider")
+        GENERATION = "generation", _("Looked up after the generation")
+        CATALOGUE = "catalogue", _("Computed from catalogue prices")
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="usage_records", verbose_name=_("user")
+    )
+    # A plain slug, not choices: records outlive a provider's removal.
+    provider = models.CharField(_("provider"), max_length=32)
+    model = models.CharField(_("model"), max_length=200)
+    source = models.CharField(_("source"), max_length=8, choices=Source.choices)
+    prompt_tokens = models.PositiveIntegerField(_("prompt tokens"), default=0)
+    completion_tokens = models.PositiveIntegerField(
+        _("completion tokens"), default=0, help_text=_("Includes the reasoning tokens.")
+    )
+    reasoning_tokens = models.PositiveIntegerField(_("reasoning tokens"), default=0)
+    cached_tokens = models.PositiveIntegerField(
+        _("cached tokens"), default=0, help_text=_("Prompt tokens read from the provider's cache.")
+    )
+    cost = models.DecimalField(_("cost (USD)"), max_digits=20, decimal_places=10, null=True, blank=True)
+    cost_source = models.CharField(
+        _("cost source"), max_length=12, choices=CostSource.choices, default=CostSource.UNKNOWN, blank=True
+    )
+    time_to_first_token = models.FloatField(_("time to first token (s)"), null=True, blank=True)
+    duration = models.FloatField(_("duration (s)"), default=0.0)
+    status_code = models.PositiveSmallIntegerField(
+        _("status"), default=200, help_text=_("200 on success, the upstream's status on error, 499 if the client left.")
+    )
+    error = models.CharField(_("error"), max_length=_ERROR_LENGTH, blank=True)
+    # A default rather than auto_now_add, so imports and tests can date records.
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+
+    objects = UsageRecordQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("usage record")
+        verbose_name_plural = _("usage records")
+        indexes = [models.Index(fields=["user", "created_at"], name="providers_usage_user_created")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.provider}/{self.model} {self.created_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    @classmethod
+    def build(cls, *, usage: Usage | None = None, **fields) -> "UsageRecord":
+        """An unsaved record. `usage` fills the token and cost fields not given explicitly."""
+        if usage is not None:
+            for name in ("prompt_tokens", "completion_tokens", "reasoning_tokens", "cached_tokens"):
+                fields.setdefault(name, getattr(usage, name))
+            if "cost" not in fields:
+                fields["cost"] = usage.cost
+                fields.setdefault("cost_source", usage.cost_source if usage.cost is not None else "")
+        for name in ("prompt_tokens", "completion_tokens", "reasoning_tokens", "cached_tokens"):
+            # Upstreams have been seen to report negative or missing counts.
+            fields[name] = max(int(fields.get(name) or 0), 0)
+        if fields.get("cost") is not None:
+            fields["cost"] = Decimal(fields["cost"]).quantize(_COST_PLACES)
+        else:
+            fields["cost_source"] = ""
+        fields["error"] = _scrub(fields.get("error", ""))
+        return cls(**fields)
+
+    @classmethod
+    def record(cls, **fields) -> "UsageRecord":
+        """Save a record now. Takes the model's fields and optionally `usage=`."""
+        record = cls.build(**fields)
+        record.save()
+        return record
+
+    @classmethod
+    async def arecord(cls, **fields) -> "UsageRecord":
+        record = cls.build(**fields)
+        await record.asave()
+        return record
+
+
+# Tasks hold only a weak reference from the loop: keep them alive until done.
+_pending_writes: set[asyncio.Task] = set()
+
+
+def record_in_background(**fields) -> asyncio.Task | None:
+    """Write a UsageRecord without delaying the caller (a stream's last chunk).
+
+    Schedules the write on the running loop and returns its task; a failure is
+    logged, never raised. Outside an event loop the record is written at once.
+    """
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        try:
+            UsageRecord.record(**fields)
+        except Exception as exc:
+            _log_failure(exc, fields)
+        return None
+    task = loop.create_task(_awrite_logging_failure(fields))
+    _pending_writes.add(task)
+    task.add_done_callback(_pending_writes.discard)
+    return task
+
+
+async def wait_for_background_writes() -> None:
+    """Wait for the scheduled writes (tests, and a graceful shutdown)."""
+    loop = asyncio.get_running_loop()
+    # Tasks left behind by another (closed) loop can never be awaited here.
+    while pending := [task for task in _pending_writes if task.get_loop() is loop and not task.done()]:
+        await asyncio.gather(*pending, return_exceptions=True)
+
+
+async def _awrite_logging_failure(fields: dict) -> UsageRecord | None:
+    try:
+        return await UsageRecord.arecord(**fields)
+    except Exception as exc:
+        _log_failure(exc, fields)
+        return None
+
+
+def _log_failure(exc: Exception, fields: dict) -> None:
+    # Name the request, never its content: no key, no prompt, no traceback locals.
+    user = fields.get("user")
+    logger.error(
+        "Usage record not saved (user %s, %s/%s): %s: %s",
+        getattr(user, "pk", fields.get("user_id")),
+        fields.get("provider"),
+        fields.get("model"),
+        type(exc).__name__,
+        _scrub(str(exc)),
+    )

@@ -1,0 +1,80 @@
+// The chat page: keyboard shortcuts, composer reset, reasoning fold, scrolling.
+(function () {
+  "use strict";
+
+  function composer() { return document.getElementById("composer"); }
+  function input() { return document.getElementById("composer-input"); }
+  function messages() { return document.getElementById("messages"); }
+
+  function nearBottom(el) {
+    return el.scrollHeight - el.scrollTop - el.clientHeight < 120;
+  }
+  function scroller() { return document.getElementById("main"); }
+
+  document.addEventListener("keydown", function (event) {
+    var target = event.target;
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing && target.matches("textarea[name=message]")) {
+      event.preventDefault();
+      if (target.value.trim()) { target.form.requestSubmit(); }
+    } else if (event.key === "Escape") {
+      var stop = document.getElementById("stop-button");
+      if (stop && stop.offsetParent !== null) { stop.click(); }
+    }
+  });
+
+  document.body.addEventListener("htmx:wsAfterSend", function (event) {
+    var form = event.target.closest && event.target.closest("form");
+    if (form && form.id === "composer") {
+      input().value = "";
+    }
+  });
+
+  var stickToBottom = true;
+  document.addEventListener("htmx:wsBeforeMessage", function () {
+    var el = scroller();
+    stickToBottom = el ? nearBottom(el) : false;
+  });
+  document.addEventListener("htmx:wsAfterMessage", function () {
+    var list = messages();
+    // The first message of a new chat created the conversation: show its URL.
+    var url = list && list.dataset.conversationUrl;
+    if (url && window.location.pathname !== url) {
+      window.history.replaceState(null, "", url);
+    }
+    var el = scroller();
+    if (el && stickToBottom) { el.scrollTop = el.scrollHeight; }
+  });
+
+  // When the answer starts, the reasoning block folds to "Thought for N s".
+  document.addEventListener("htmx:oobAfterSwap", function (event) {
+    var target = event.detail && event.detail.target;
+    if (target && target.matches && target.matches("summary[data-collapse]")) {
+      target.parentElement.open = false;
+    }
+  });
+
+  document.addEventListener("click", function (event) {
+    var toggle = event.target.closest("[data-edit-toggle]");
+    if (toggle) {
+      var article = document.getElementById(toggle.dataset.editToggle);
+      var form = article && article.querySelector(".edit-form");
+      if (form) {
+        form.hidden = !form.hidden;
+        if (!form.hidden) { form.querySelector("textarea").focus(); }
+      }
+      return;
+    }
+    var copy = event.target.closest("[data-copy-message]");
+    if (copy) {
+      var source = document.getElementById(copy.dataset.copyMessage);
+      if (source && navigator.clipboard) { navigator.clipboard.writeText(source.innerText); }
+    }
+  });
+
+  document.addEventListener("DOMContentLoaded", function () {
+    var el = scroller();
+    if (el) { el.scrollTop = el.scrollHeight; }
+    var box = input();
+    if (box) { box.focus(); }
+  });
+})();

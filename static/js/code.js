@@ -1,0 +1,77 @@
+// Copy buttons on code blocks rendered by chatapp/rendering.py.
+// One delegated listener, so blocks swapped in later by htmx work too.
+(function () {
+  "use strict";
+  var RESET_AFTER_MS = 1500;
+
+  function t(text) {
+    return typeof gettext === "function" ? gettext(text) : text;
+  }
+
+  // navigator.clipboard needs a secure context (HTTPS or localhost); a plain
+  // HTTP deployment falls back to selecting the text and execCommand.
+  function copyBySelection(text) {
+    var area = document.createElement("textarea");
+    area.value = text;
+    area.setAttribute("readonly", "");
+    area.style.position = "fixed";
+    area.style.opacity = "0";
+    document.body.appendChild(area);
+    area.select();
+    var copied = false;
+    try {
+      copied = document.execCommand("copy");
+    } catch (error) {
+      copied = false;
+    }
+    document.body.removeChild(area);
+    return copied ? Promise.resolve() : Promise.reject(new Error("copy failed"));
+  }
+
+  function copy(text) {
+    if (navigator.clipboard && window.isSecureContext) {
+      return navigator.clipboard.writeText(text).catch(function () {
+        return copyBySelection(text);
+      });
+    }
+    return copyBySelection(text);
+  }
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-copy-code]");
+    if (!button) {
+      return;
+    }
+    var block = button.closest(".code-block");
+    var code = block && block.querySelector("pre");
+    if (!code) {
+      return;
+    }
+    copy(code.textContent).then(function () {
+      if (!button.dataset.label) {
+        button.dataset.label = button.textContent;
+      }
+      button.textContent = t("Copied");
+      button.classList.add("copied");
+      window.clearTimeout(Number(button.dataset.resetTimer));
+      button.dataset.resetTimer = String(window.setTimeout(function () {
+        button.textContent = button.dataset.label;
+        button.classList.remove("copied");
+      }, RESET_AFTER_MS));
+    }, function () {
+      // Leave the label alone: the code is still there to select by hand.
+    });
+  });
+
+  // The rendered HTML is cached once for every reader, so the button's label
+  // comes from the reader's catalogue here, not from the server.
+  function label(root) {
+    var buttons = (root || document).querySelectorAll("[data-copy-code]:empty");
+    for (var i = 0; i < buttons.length; i++) {
+      buttons[i].textContent = t("Copy");
+    }
+  }
+  document.addEventListener("DOMContentLoaded", function () { label(document); });
+  document.addEventListener("htmx:load", function (event) { label(event.target); });
+  document.addEventListener("htmx:oobAfterSwap", function () { label(document); });
+})();

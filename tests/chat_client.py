@@ -1,0 +1,153 @@
+"""A test client for the chat WebSocket that keeps what a browser would show.
+
+It connects through the project's real ASGI application (origin check,
+session authentication, routing) and applies the out-of-band swaps of each
+frame the way htmx does, to a per-message model of the page: the reasoning
+and content text of every message, and its status.
+"""
+
+import asyncio
+import html
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+from django.contrib.sessions.backends.db import SessionStore
+
+from chatapp.asgi import application
+
+ORIGIN = b"http://127.0.0.1"
+_APPEND = re.compile(r'<div hx-swap-oob="beforeend:#m-(\d+)-(content|reasoning)">(.*?)</div>', re.S)
+_REPLACE = re.compile(
+    r'<div class="[^"]*" data-part="(content|reasoning)" id="m-(\d+)-(?:content|reasoning)" hx-swap-oob="true">(.*?)</div>',
+    re.S,
+)
+_ARTICLE = re.compile(r'<article id="m-(\d+)"[^>]*data-role="(\w+)" data-status="(\w+)"[^>]*>(.*?)</article>', re.S)
+_TAG = re.compile(r"<[^>]+>")
+
+
+def visible_text(fragment: str) -> str:
+    return html.unescape(_TAG.sub("", fragment))
+
+
+class _PartReader(HTMLParser):
+    """The text inside each element marked data-part, nested markup included."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: dict[str, str] = {}
+        self._open: list[str | None] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag in VOID_TAGS:
+            return
+        self._open.append(dict(attrs).get("data-part"))
+
+    def handle_endtag(self, tag):
+        if tag not in VOID_TAGS and self._open:
+            self._open.pop()
+
+    def handle_data(self, data):
+        for part in self._open:
+            if part:
+                self.parts[part] = self.parts.get(part, "") + data
+
+
+VOID_TAGS = {"br", "hr", "img", "input", "meta", "link", "wbr"}
+
+
+def parts_of(fragment: str) -> dict[str, str]:
+    reader = _PartReader()
+    reader.feed(fragment)
+    return reader.parts
+
+
+@dataclass
+class ShownMessage:
+    role: str = ""
+    status: str = ""
+    content: str = ""
+    reasoning: str = ""
+    html: str = ""
+
+
+@dataclass
+class ChatSocket:
+    communicator: WebsocketCommunicator
+    shown: dict[int, ShownMessage] = field(default_factory=dict)
+    frames: list[tuple[float, str]] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+
+    async def send(self, **action) -> None:
+        await self.communicator.send_to(text_data=json.dumps(action))
+
+    async def receive(self, timeout: float = 5.0) -> str:
+        frame = await self.communicator.receive_from(timeout=timeout)
+        self.frames.append((time.monotonic(), frame))
+        self._apply(frame)
+        return frame
+
+    async def until(self, predicate, timeout: float = 10.0) -> None:
+        """Receive frames until `predicate(self)` holds."""
+        deadline = time.monotonic() + timeout
+        while not predicate(self):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"timed out; last frames: {[f for _t, f in self.frames[-3:]]}")
+            await self.receive(timeout=remaining)
+
+    async def until_status(self, message_id: int, *statuses: str, timeout: float = 10.0) -> ShownMessage:
+        await self.until(lambda s: s.shown.get(message_id, ShownMessage()).status in statuses, timeout)
+        return self.shown[message_id]
+
+    def last_assistant_id(self) -> int:
+        return max(k for k, m in self.shown.items() if m.role == "assistant")
+
+    async def close(self) -> None:
+        await self.communicator.disconnect()
+
+    def _apply(self, frame: str) -> None:
+        for message_id, role, status, body in _ARTICLE.findall(frame):
+            message = self.shown.setdefault(int(message_id), ShownMessage())
+            message.role, message.status, message.html = role, status, body
+            parts = parts_of(body)
+            message.content = parts.get("content", "") if status == "streaming" else parts.get("content", "").strip()
+            message.reasoning = parts.get("reasoning", "")
+        for part, message_id, text in _REPLACE.findall(frame):
+            setattr(self.shown.setdefault(int(message_id), ShownMessage()), part, visible_text(text))
+        for message_id, part, text in _APPEND.findall(frame):
+            message = self.shown.setdefault(int(message_id), ShownMessage())
+            setattr(message, part, getattr(message, part) + html.unescape(text))
+        if 'id="chat-notice"' in frame:
+            self.notices.append(visible_text(frame).strip())
+
+
+def session_cookie(user) -> bytes:
+    session = SessionStore()
+    session[SESSION_KEY] = str(user.pk)
+    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    session.save()
+    return f"{settings.SESSION_COOKIE_NAME}={session.session_key}".encode()
+
+
+async def open_chat(user, conversation_id, origin: bytes = ORIGIN) -> tuple[ChatSocket, bool]:
+    from asgiref.sync import sync_to_async
+
+    cookie = await sync_to_async(session_cookie)(user) if user is not None else b""
+    communicator = WebsocketCommunicator(
+        application,
+        f"/ws/chat/{conversation_id}/",
+        headers=[(b"cookie", cookie), (b"origin", origin), (b"host", b"127.0.0.1")],
+    )
+    connected, _code = await communicator.connect(timeout=5)
+    return ChatSocket(communicator), connected
+
+
+async def settle(seconds: float = 0.05) -> None:
+    await asyncio.sleep(seconds)

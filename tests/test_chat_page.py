@@ -1,0 +1,77 @@
+"""The conversation page: what a signed-in owner sees, and what it costs to render."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from chatapp.models import Conversation, Message
+
+MARKDOWN = "## Result\n\nSome **bold** text and a list:\n\n- one\n- two\n\n```python\nprint('hi')\n```\n"
+
+
+def _conversation_with(owner, pairs: int) -> Conversation:
+    chat = Conversation.objects.create(owner=owner, title="Long one", model="gpt-4o@openai")
+    parent = None
+    for i in range(pairs):
+        question = Message.objects.create(conversation=chat, parent=parent, role="user", content=f"Question {i}")
+        parent = Message.objects.create(
+            conversation=chat, parent=question, role="assistant", content=MARKDOWN + f"\nAnswer {i}",
+            status=Message.Status.DONE, model="gpt-4o@openai",
+        )
+    chat.current_leaf = parent
+    chat.save()
+    return chat
+
+
+@pytest.mark.django_db
+def test_page_shows_the_branch_with_roles_and_statuses(alice_client, alice):
+    chat = _conversation_with(alice, 2)
+    html = alice_client.get(chat.get_absolute_url()).content.decode()
+    assert html.count('data-role="user"') == 2
+    assert html.count('data-role="assistant"') == 2
+    assert 'data-status="done"' in html
+    assert "Answer 1" in html and "<strong>bold</strong>" in html
+    assert f'ws-connect="/ws/chat/{chat.id}/"' in html
+
+
+@pytest.mark.django_db
+def test_composer_has_the_accessible_names(alice_client):
+    html = alice_client.get("/c/new/").content.decode()
+    assert 'aria-label="Message"' in html
+    assert '<label for="model-select">Model</label>' in html
+    assert ">Send</button>" in html and ">Stop</button>" in html
+    assert ">New chat</a>" in html
+
+
+@pytest.mark.django_db
+def test_a_thousand_messages_render_with_a_fixed_number_of_queries(alice_client, alice):
+    small = _conversation_with(alice, 5)
+    with CaptureQueriesContext(connection) as few:
+        assert alice_client.get(small.get_absolute_url()).status_code == 200
+    big = _conversation_with(alice, 500)
+    with CaptureQueriesContext(connection) as many:
+        response = alice_client.get(big.get_absolute_url())
+    assert response.status_code == 200
+    assert response.content.decode().count('data-role="assistant"') == 500
+    assert len(many) == len(few), [q["sql"] for q in many.captured_queries]
+    assert len(many) <= 12
+
+
+@pytest.mark.django_db
+def test_model_output_is_escaped_on_the_page(alice_client, alice):
+    chat = _conversation_with(alice, 1)
+    Message.objects.filter(role="assistant").update(content="<img src=x onerror=alert(1)>", content_html="")
+    html = alice_client.get(chat.get_absolute_url()).content.decode()
+    assert "<img src=x onerror" not in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
+
+
+@pytest.mark.django_db
+def test_a_message_left_streaming_by_a_dead_process_is_interrupted(alice_client, alice):
+    chat = _conversation_with(alice, 1)
+    Message.objects.filter(role="assistant").update(status=Message.Status.STREAMING, content="partial ans")
+    html = alice_client.get(chat.get_absolute_url()).content.decode()
+    assert 'data-status="interrupted"' in html
+    assert "partial ans" in html
+    assert "The server stopped before this answer was complete." in html
+    assert Message.objects.get(role="assistant").status == Message.Status.INTERRUPTED

@@ -1,0 +1,297 @@
+"""The chat over its WebSocket, against the fake upstream (issue: The chat)."""
+
+import asyncio
+import json
+import uuid
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from chatapp.models import Conversation, Message
+from providers.usage import UsageRecord, wait_for_background_writes
+from tests.chat_client import open_chat
+from tests.fake_upstream import Hang, Status, Stream, openai_text_stream
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+MODEL = "fake/model@openrouter"
+
+
+@pytest.fixture
+def openrouter(settings, upstream):
+    settings.OPENROUTER_API_KEY = "sk-or-server-key"
+    settings.OPENROUTER_URL = upstream.url
+    return upstream
+
+
+async def _messages(conversation_id) -> list[Message]:
+    return await sync_to_async(list)(Message.objects.filter(conversation_id=conversation_id).order_by("id"))
+
+
+async def test_a_streamed_answer_is_shown_and_saved(alice, openrouter):
+    text = "The quick brown fox jumps over the lazy dog, twice."
+    openrouter.enqueue(Stream(openai_text_stream(text, cost=0.0021), delay=0.005))
+    chat_id = uuid.uuid4()
+    socket, connected = await open_chat(alice, chat_id)
+    assert connected
+    await socket.send(action="send", message="Tell me about foxes", model=MODEL)
+    await socket.until(lambda s: any(m.role == "assistant" for m in s.shown.values()))
+    answer_id = socket.last_assistant_id()
+    shown = await socket.until_status(answer_id, "done")
+    assert shown.content == text
+    assert "fake/model" in shown.html and "$0.0021" in shown.html
+
+    saved = await Message.objects.aget(pk=answer_id)
+    assert saved.content == text and saved.status == "done"
+    assert saved.cost is not None and float(saved.cost) == pytest.approx(0.0021)
+    conversation = await Conversation.objects.aget(pk=chat_id)
+    assert conversation.owner_id == alice.id
+    sent = openrouter.chat_requests[0].json
+    assert sent["model"] == "fake/model" and sent["stream"] is True
+    assert sent["messages"][-1] == {"role": "user", "content": "Tell me about foxes"}
+    assert openrouter.chat_requests[0].headers["authorization"] == "Bearer sk-or-server-key"
+    await wait_for_background_writes()
+    record = await UsageRecord.objects.aget(user=alice)
+    assert record.source == "chat" and record.status_code == 200 and record.provider == "openrouter"
+    await socket.close()
+
+
+async def test_reasoning_streams_then_folds(alice, openrouter):
+    openrouter.enqueue(
+        Stream(openai_text_stream("Forty-two.", reasoning="Let me think about life.", signature="sig"), delay=0.01)
+    )
+    socket, _ = await open_chat(alice, uuid.uuid4())
+    await socket.send(action="send", message="Meaning of life?", model=MODEL)
+    await socket.until(lambda s: any(m.reasoning for m in s.shown.values()))
+    answer_id = socket.last_assistant_id()
+    assert socket.shown[answer_id].status == "streaming"
+    shown = await socket.until_status(answer_id, "done")
+    assert shown.reasoning == "Let me think about life."
+    assert shown.content == "Forty-two."
+    assert "Thought for" in shown.html
+    saved = await Message.objects.aget(pk=answer_id)
+    assert saved.reasoning == "Let me think about life."
+    assert saved.reasoning_details, "reasoning_details are kept for the next turn"
+    await socket.close()
+
+
+async def test_stop_closes_the_upstream_within_a_second_and_keeps_partial_text(alice, openrouter):
+    openrouter.enqueue(Hang(openai_text_stream("partial answer", usage=False, done=False)))
+    socket, _ = await open_chat(alice, uuid.uuid4())
+    await socket.send(action="send", message="Go on forever", model=MODEL)
+    await socket.until(lambda s: any(m.content == "partial answer" for m in s.shown.values()))
+    answer_id = socket.last_assistant_id()
+    await socket.send(action="stop")
+    assert await openrouter.until_disconnected(1.0), "the upstream connection stays open after stop"
+    shown = await socket.until_status(answer_id, "stopped")
+    assert shown.content == "partial answer"
+    assert (await Message.objects.aget(pk=answer_id)).content == "partial answer"
+    await socket.close()
+
+
+async def test_closing_the_socket_does_not_stop_the_answer(alice, openrouter):
+    text = " ".join(f"word{i}" for i in range(40))
+    openrouter.enqueue(Stream(openai_text_stream(text), delay=0.01))
+    chat_id = uuid.uuid4()
+    socket, _ = await open_chat(alice, chat_id)
+    await socket.send(action="send", message="Long answer please", model=MODEL)
+    await socket.until(lambda s: any(m.content for m in s.shown.values() if m.role == "assistant"))
+    await socket.close()
+    for _ in range(100):
+        answers = [m for m in await _messages(chat_id) if m.role == "assistant"]
+        if answers and answers[0].status == "done":
+            break
+        await asyncio.sleep(0.05)
+    assert answers[0].status == "done" and answers[0].content == text
+
+
+async def test_reconnecting_mid_stream_shows_every_character_exactly_once(alice, openrouter):
+    text = " ".join(f"[{i:03d}]" for i in range(120))
+    chunks = openai_text_stream(text, reasoning="thinking " * 10)
+    openrouter.enqueue(Stream(chunks, delay=0.01))
+    chat_id = uuid.uuid4()
+    first, _ = await open_chat(alice, chat_id)
+    await first.send(action="send", message="Count", model=MODEL)
+    await first.until(lambda s: any(len(m.content) > 50 for m in s.shown.values()))
+    answer_id = first.last_assistant_id()
+    await first.close()
+
+    second, _ = await open_chat(alice, chat_id)
+    shown = await second.until_status(answer_id, "done")
+    assert shown.content == text
+    streamed = [m for m in second.shown.values() if m.role == "" or m.status == "streaming"]
+    assert not streamed
+    await second.close()
+
+
+async def test_a_second_tab_joins_mid_stream_with_no_lost_or_doubled_character(alice, openrouter):
+    text = " ".join(f"<{i}>" for i in range(150))
+    openrouter.enqueue(Stream(openai_text_stream(text), delay=0.01))
+    chat_id = uuid.uuid4()
+    first, _ = await open_chat(alice, chat_id)
+    await first.send(action="send", message="Count", model=MODEL)
+    await first.until(lambda s: any(len(m.content) > 30 for m in s.shown.values() if m.role == "assistant"))
+    answer_id = first.last_assistant_id()
+    second, _ = await open_chat(alice, chat_id)
+    # Before the final swap, the live text of the second tab must already be exact.
+    await second.until(lambda s: len(s.shown.get(answer_id).content if answer_id in s.shown else "") >= len(text) - 10
+                       or (answer_id in s.shown and s.shown[answer_id].status == "done"))
+    live = second.shown[answer_id].content
+    assert text.startswith(live), "the live text of a joining tab is a prefix of the answer"
+    done = await second.until_status(answer_id, "done")
+    assert done.content == text
+    await first.close()
+    await second.close()
+
+
+async def test_frames_are_coalesced_to_about_twenty_per_second(alice, openrouter):
+    # 200 tokens, 2 ms apart: 400 ms of stream would be 200 frames uncoalesced.
+    openrouter.enqueue(Stream(openai_text_stream(" ".join(["tok"] * 200)), delay=0.002))
+    socket, _ = await open_chat(alice, uuid.uuid4())
+    await socket.send(action="send", message="Fast please", model=MODEL)
+    await socket.until(lambda s: any(m.role == "assistant" for m in s.shown.values()))
+    answer_id = socket.last_assistant_id()
+    await socket.until_status(answer_id, "done")
+    deltas = [frame for _t, frame in socket.frames if "beforeend:#m-" in frame]
+    # The stream's own length, measured by the server, not when this test read the frames.
+    duration = (await Message.objects.aget(pk=answer_id)).duration
+    assert len(deltas) >= 2
+    assert len(deltas) <= 20 * duration + 2, f"{len(deltas)} frames in {duration:.2f} s"
+    await socket.close()
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "code", "shown_words"),
+    [
+        (Status(401, {"error": {"message": "Invalid API key provided", "code": 401}}), "auth", "Invalid API key"),
+        (Status(402, {"error": {"message": "Insufficient credits", "code": 402}}), "payment", "Insufficient credits"),
+        (Status(429, {"error": {"message": "Slow down", "code": 429}}, {"Retry-After": "0"}), "rate_limited", "Slow down"),
+        (Status(500, {"error": {"message": "Internal upstream failure"}}), "upstream", "Internal upstream failure"),
+    ],
+)
+async def test_upstream_errors_show_on_the_message_with_a_retry_button(alice, openrouter, settings, behaviour, code, shown_words):
+    settings.UPSTREAM_MAX_TRIES = 1
+    openrouter.enqueue(behaviour)
+    socket, _ = await open_chat(alice, uuid.uuid4())
+    await socket.send(action="send", message="Hello", model=MODEL)
+    await socket.until(lambda s: any(m.role == "assistant" for m in s.shown.values()))
+    shown = await socket.until_status(socket.last_assistant_id(), "error")
+    assert shown_words in shown.html
+    assert 'role="alert"' in shown.html and ">Retry</button>" in shown.html
+    saved = await Message.objects.aget(pk=socket.last_assistant_id())
+    assert saved.error_code == code
+    await socket.close()
+
+
+async def test_a_mid_stream_error_keeps_the_partial_text(alice, openrouter):
+    openrouter.enqueue(Stream(openai_text_stream(
+        "Half an answer", error_mid_stream={"code": 502, "message": "Provider disconnected"}, usage=False)))
+    socket, _ = await open_chat(alice, uuid.uuid4())
+    await socket.send(action="send", message="Hello", model=MODEL)
+    await socket.until(lambda s: any(m.role == "assistant" for m in s.shown.values()))
+    shown = await socket.until_status(socket.last_assistant_id(), "error")
+    assert shown.content == "Half an answer"
+    assert "Provider disconnected" in shown.html
+    await socket.close()
+
+
+async def test_a_timeout_is_reported(alice, openrouter, settings):
+    settings.UPSTREAM_READ_TIMEOUT = 0.3
+    settings.UPSTREAM_MAX_TRIES = 1
+    openrouter.enqueue(Hang(send_head=False))
+    socket, _ = await open_chat(alice, uuid.uuid4())
+    await socket.send(action="send", message="Hello", model=MODEL)
+    await socket.until(lambda s: any(m.role == "assistant" for m in s.shown.values()))
+    shown = await socket.until_status(socket.last_assistant_id(), "error")
+    assert "took too long" in shown.html
+    await socket.close()
+
+
+async def test_no_key_is_a_clear_error(alice, settings, upstream):
+    settings.OPENROUTER_API_KEY = ""
+    settings.OPENAI_API_KEY = ""
+    socket, _ = await open_chat(alice, uuid.uuid4())
+    await socket.send(action="send", message="Hello", model=MODEL)
+    await socket.until(lambda s: any(m.role == "assistant" for m in s.shown.values()))
+    shown = await socket.until_status(socket.last_assistant_id(), "error")
+    assert "No API key is configured for this provider" in shown.html
+    assert upstream.chat_requests == []
+    await socket.close()
+
+
+async def test_a_model_outside_the_allow_list_is_refused(alice, openrouter, settings):
+    settings.CUSTOM_MODELS = "-all,+fake/allowed@OpenRouter"
+    socket, _ = await open_chat(alice, uuid.uuid4())
+    await socket.send(action="send", message="Hello", model="fake/forbidden@openrouter")
+    await socket.until(lambda s: any(m.role == "assistant" for m in s.shown.values()))
+    shown = await socket.until_status(socket.last_assistant_id(), "error")
+    assert "This model is not available on this server." in shown.html
+    assert openrouter.chat_requests == []
+    await socket.close()
+
+
+async def test_retry_after_an_error_answers(alice, openrouter, settings):
+    settings.UPSTREAM_MAX_TRIES = 1
+    openrouter.enqueue(Status(503, {"error": {"message": "Busy"}}), Stream(openai_text_stream("Now it works.")))
+    socket, _ = await open_chat(alice, uuid.uuid4())
+    await socket.send(action="send", message="Hello", model=MODEL)
+    await socket.until(lambda s: any(m.role == "assistant" for m in s.shown.values()))
+    failed = socket.last_assistant_id()
+    await socket.until_status(failed, "error")
+    await socket.send(action="retry", message_id=str(failed))
+    await socket.until(lambda s: s.last_assistant_id() != failed)
+    shown = await socket.until_status(socket.last_assistant_id(), "done")
+    assert shown.content == "Now it works."
+    await socket.close()
+
+
+async def test_another_user_is_refused(alice, bob):
+    chat = await Conversation.objects.acreate(owner=alice, title="Private")
+    _socket, connected = await open_chat(bob, chat.id)
+    assert not connected
+
+
+async def test_anonymous_and_foreign_origins_are_refused(alice):
+    _socket, connected = await open_chat(None, uuid.uuid4())
+    assert not connected
+    _socket, connected = await open_chat(alice, uuid.uuid4(), origin=b"http://evil.example")
+    assert not connected
+
+
+@pytest.mark.parametrize(
+    "junk", [" ", "not json", "[]", "42", json.dumps({"action": "explode"}), json.dumps({"action": "edit"}),
+             json.dumps({"action": "regenerate", "message_id": "abc"}), "x" * 300_000]
+)
+async def test_junk_frames_get_an_error_frame_and_the_socket_lives(alice, openrouter, junk):
+    socket, _ = await open_chat(alice, uuid.uuid4())
+    await socket.communicator.send_to(text_data=junk)
+    frame = await socket.receive()
+    assert 'id="chat-notice"' in frame
+    await socket.send(action="send", message="Still there?", model=MODEL)
+    await socket.until(lambda s: any(m.status == "done" for m in s.shown.values()))
+    await socket.close()
+
+
+async def test_streamed_saved_and_reloaded_text_are_identical(alice, openrouter, client):
+    text = "Line one\n\nLine *two* with `code` & <tags> and ünïcödé ✓"
+    openrouter.enqueue(Stream(openai_text_stream(text), delay=0.005))
+    chat_id = uuid.uuid4()
+    socket, _ = await open_chat(alice, chat_id)
+    await socket.send(action="send", message="Show me", model=MODEL)
+    await socket.until(lambda s: any(m.role == "assistant" for m in s.shown.values()))
+    answer_id = socket.last_assistant_id()
+    streamed = ""
+    while socket.shown[answer_id].status == "streaming":
+        streamed = socket.shown[answer_id].content
+        await socket.receive()
+    saved = await Message.objects.aget(pk=answer_id)
+    assert saved.content == text
+    assert streamed == "" or text.startswith(streamed)
+    await sync_to_async(client.force_login)(alice)
+    page = await sync_to_async(client.get)(f"/c/{chat_id}/")
+    from tests.chat_client import parts_of
+
+    article = page.content.decode().split(f'id="m-{answer_id}"')[1].split("</article>")[0]
+    assert parts_of("<article" + article)["content"].strip() == socket.shown[answer_id].content
+    await socket.close()
+
