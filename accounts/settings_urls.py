@@ -1,0 +1,3 @@
+"""The settings pages, mounted at /settings/."""
+
+urlpatterns: list = []

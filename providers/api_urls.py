@@ -1,0 +1,3 @@
+"""The proxy API (SPEC section 8), mounted at /api/."""
+
+urlpatterns: list = []
