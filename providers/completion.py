@@ -18,7 +18,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, aclosing
 from dataclasses import dataclass, field
-from decimal import Decimal
 
 import httpx
 
@@ -31,6 +30,7 @@ from providers.adapters import (
     decimal_or_none,
     error_for_status,
 )
+from providers.catalogue import acost_from_prices
 from providers.credentials import Endpoint
 from providers.events import Finish, ReasoningDelta, StreamError, StreamEvent, TextDelta, Usage
 from providers.registry import Provider
@@ -271,19 +271,11 @@ async def _with_cost(events: list[StreamEvent], request: CompletionRequest, endp
     if usage is None or usage.cost is None:
         usage = await _usage_from_generation(request.provider, endpoint, finish.response_id, usage) or usage
     if usage is not None and usage.cost is None:
-        cost = _cost_from_catalogue(request.provider, request.model, usage)
+        cost = await acost_from_prices(request.provider.slug, request.model, usage)
         if cost is not None:
             usage = dataclasses.replace(usage, cost=cost, cost_source="catalogue")
     deltas = [e for e in events if not isinstance(e, (Usage, Finish))]
     return deltas + ([usage] if usage is not None else []) + [finish]
-
-
-def _cost_from_catalogue(provider: Provider, model: str, usage: Usage) -> Decimal | None:
-    """The cost from the model catalogue's prices, for providers that report none.
-
-    A hook for the catalogue: until it lands, no price is known.
-    """
-    return None
 
 
 async def _usage_from_generation(

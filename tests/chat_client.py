@@ -77,11 +77,35 @@ class ShownMessage:
 
 
 @dataclass
-class ChatSocket:
-    communicator: WebsocketCommunicator
+class ShownPage:
+    """The messages as the browser shows them, built from the frames received."""
+
     shown: dict[int, ShownMessage] = field(default_factory=dict)
-    frames: list[tuple[float, str]] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
+
+    def last_assistant_id(self) -> int:
+        return max(k for k, m in self.shown.items() if m.role == "assistant")
+
+    def apply(self, frame: str) -> None:
+        for message_id, role, status, body in _ARTICLE.findall(frame):
+            message = self.shown.setdefault(int(message_id), ShownMessage())
+            message.role, message.status, message.html = role, status, body
+            parts = parts_of(body)
+            message.content = parts.get("content", "") if status == "streaming" else parts.get("content", "").strip()
+            message.reasoning = parts.get("reasoning", "")
+        for part, message_id, text in _REPLACE.findall(frame):
+            setattr(self.shown.setdefault(int(message_id), ShownMessage()), part, visible_text(text))
+        for message_id, part, text in _APPEND.findall(frame):
+            message = self.shown.setdefault(int(message_id), ShownMessage())
+            setattr(message, part, getattr(message, part) + html.unescape(text))
+        if 'id="chat-notice"' in frame:
+            self.notices.append(visible_text(frame).strip())
+
+
+@dataclass
+class ChatSocket(ShownPage):
+    communicator: WebsocketCommunicator | None = None
+    frames: list[tuple[float, str]] = field(default_factory=list)
 
     async def send(self, **action) -> None:
         await self.communicator.send_to(text_data=json.dumps(action))
@@ -89,7 +113,7 @@ class ChatSocket:
     async def receive(self, timeout: float = 5.0) -> str:
         frame = await self.communicator.receive_from(timeout=timeout)
         self.frames.append((time.monotonic(), frame))
-        self._apply(frame)
+        self.apply(frame)
         return frame
 
     async def until(self, predicate, timeout: float = 10.0) -> None:
@@ -105,26 +129,8 @@ class ChatSocket:
         await self.until(lambda s: s.shown.get(message_id, ShownMessage()).status in statuses, timeout)
         return self.shown[message_id]
 
-    def last_assistant_id(self) -> int:
-        return max(k for k, m in self.shown.items() if m.role == "assistant")
-
     async def close(self) -> None:
         await self.communicator.disconnect()
-
-    def _apply(self, frame: str) -> None:
-        for message_id, role, status, body in _ARTICLE.findall(frame):
-            message = self.shown.setdefault(int(message_id), ShownMessage())
-            message.role, message.status, message.html = role, status, body
-            parts = parts_of(body)
-            message.content = parts.get("content", "") if status == "streaming" else parts.get("content", "").strip()
-            message.reasoning = parts.get("reasoning", "")
-        for part, message_id, text in _REPLACE.findall(frame):
-            setattr(self.shown.setdefault(int(message_id), ShownMessage()), part, visible_text(text))
-        for message_id, part, text in _APPEND.findall(frame):
-            message = self.shown.setdefault(int(message_id), ShownMessage())
-            setattr(message, part, getattr(message, part) + html.unescape(text))
-        if 'id="chat-notice"' in frame:
-            self.notices.append(visible_text(frame).strip())
 
 
 def session_cookie(user) -> bytes:
@@ -146,7 +152,7 @@ async def open_chat(user, conversation_id, origin: bytes = ORIGIN) -> tuple[Chat
         headers=[(b"cookie", cookie), (b"origin", origin), (b"host", b"127.0.0.1")],
     )
     connected, _code = await communicator.connect(timeout=5)
-    return ChatSocket(communicator), connected
+    return ChatSocket(communicator=communicator), connected
 
 
 async def settle(seconds: float = 0.05) -> None:

@@ -256,3 +256,21 @@ def test_refresh_command_fails_when_a_list_cannot_be_fetched(openrouter):
     openrouter.models_status = 500
     with pytest.raises(CommandError):
         call_command("refresh_catalogue", "OpenRouter", stdout=StringIO(), stderr=StringIO())
+
+
+async def test_a_stream_without_a_reported_cost_is_priced_from_the_catalogue(openrouter):
+    from providers.completion import ChatMessage, CompletionRequest, stream_completion
+    from providers.credentials import Endpoint
+    from providers.events import Usage as UsageEvent
+    from tests.fake_upstream import Stream, openai_text_stream
+
+    await catalogue.arefresh("openrouter")
+    openrouter.default_generation_cost = None  # no cost from the generation look-up either
+    usage = {"prompt_tokens": 100, "completion_tokens": 10, "total_tokens": 110}
+    openrouter.enqueue(Stream(openai_text_stream("Priced.", usage=usage)))
+    request = CompletionRequest(
+        provider=PROVIDERS["openrouter"], model="deepseek/deepseek-r1", messages=[ChatMessage("user", "Hi")]
+    )
+    events = [e async for e in stream_completion(request, Endpoint(openrouter.url, KEY))]
+    (reported,) = [e for e in events if isinstance(e, UsageEvent)]
+    assert reported.cost == Decimal("0.00006") and reported.cost_source == "catalogue"

@@ -11,7 +11,7 @@ import pytest
 from providers import transport
 from providers.completion import ChatMessage, CompletionRequest, stream_completion
 from providers.credentials import Endpoint
-from providers.events import Finish, StreamError, TextDelta
+from providers.events import StreamError, TextDelta
 from providers.registry import PROVIDERS
 from providers.transport import UpstreamTimeout, UpstreamUnreachable, http_client, open_upstream
 from tests.fake_upstream import Drop, Hang, Status, Stream, openai_text_stream, sse
