@@ -128,21 +128,20 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self._show_delta(frame)
 
     async def generation_snapshot(self, frame: dict) -> None:
+        """The text so far: show the whole branch with it, then the waiting deltas.
+
+        The whole branch, because this page may not have the message at all
+        (it was started from another tab after this page loaded).
+        """
         message_id = frame["message_id"]
         if self.shown.get(message_id) is not None:
             return
         self.shown[message_id] = (len(frame["content"]), len(frame["reasoning"]))
-        await self._send_html(
-            self._render(
-                "chatapp/_streaming_parts.html",
-                {
-                    "message_id": message_id,
-                    "content": frame["content"],
-                    "reasoning": frame["reasoning"],
-                    "reasoning_seconds": frame["reasoning_seconds"],
-                },
+        conversation, branch = await _branch_with_snapshot(self.conversation_id, frame)
+        if conversation is not None:
+            await self._send_html(
+                self._render("chatapp/_messages_swap.html", {"conversation": conversation, "branch": branch})
             )
-        )
         for waiting in self.waiting.pop(message_id, []):
             await self._show_delta(waiting)
 
@@ -252,6 +251,20 @@ def _streaming_message_ids(conversation_id: uuid.UUID) -> list[int]:
             "id", flat=True
         )
     )
+
+
+@database_sync_to_async
+def _branch_with_snapshot(conversation_id: uuid.UUID, frame: dict) -> tuple[Conversation | None, list[Message]]:
+    """The branch on screen, the streaming message holding the generation's text so far."""
+    conversation = Conversation.objects.filter(id=conversation_id).first()
+    if conversation is None:
+        return None, []
+    branch = conversation.branch()
+    for message in branch:
+        if message.id == frame["message_id"]:
+            message.content, message.reasoning = frame["content"], frame["reasoning"]
+            message.reasoning_duration = frame["reasoning_seconds"]
+    return conversation, branch
 
 
 def _busy(conversation: Conversation) -> bool:

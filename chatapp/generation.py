@@ -98,7 +98,11 @@ class Generation:
     async def run(self) -> None:
         helpers = []
         try:
-            self._control_channel = await self.layer.new_channel("generation.")
+            # The default prefix matters with channels-redis: every specific
+            # channel of a process must share one Redis list, or one receive()
+            # holds the layer's receive lock on its own list and starves the
+            # sockets of this process until a control message comes.
+            self._control_channel = await self.layer.new_channel()
             await self.layer.group_add(control_group(self.conversation.id), self._control_channel)
             helpers = [asyncio.create_task(self._listen()), asyncio.create_task(self._beat())]
             self._stream_task = asyncio.create_task(self._stream())
@@ -273,7 +277,7 @@ class Generation:
             usage=self._usage,
             user_id=self.conversation.owner_id,
             provider=self.message.provider,
-            model=self._model_name,
+            model=self._model_name or self.message.model_name,
             source=UsageRecord.Source.CHAT,
             time_to_first_token=self.message.time_to_first_token,
             duration=self.message.duration or 0.0,

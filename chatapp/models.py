@@ -161,6 +161,11 @@ class Message(models.Model):
         return f"{self.role}: {self.content[:40]}"
 
     @property
+    def model_name(self) -> str:
+        """The model without the provider it was routed to (`name@provider`)."""
+        return self.model.rpartition("@")[0] or self.model
+
+    @property
     def is_thinking(self) -> bool:
         return self.status == self.Status.STREAMING and not self.content
 

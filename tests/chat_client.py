@@ -23,10 +23,6 @@ from chatapp.asgi import application
 
 ORIGIN = b"http://127.0.0.1"
 _APPEND = re.compile(r'<div hx-swap-oob="beforeend:#m-(\d+)-(content|reasoning)">(.*?)</div>', re.S)
-_REPLACE = re.compile(
-    r'<div class="[^"]*" data-part="(content|reasoning)" id="m-(\d+)-(?:content|reasoning)" hx-swap-oob="true">(.*?)</div>',
-    re.S,
-)
 _ARTICLE = re.compile(r'<article id="m-(\d+)"[^>]*data-role="(\w+)" data-status="(\w+)"[^>]*>(.*?)</article>', re.S)
 _TAG = re.compile(r"<[^>]+>")
 
@@ -93,8 +89,6 @@ class ShownPage:
             parts = parts_of(body)
             message.content = parts.get("content", "") if status == "streaming" else parts.get("content", "").strip()
             message.reasoning = parts.get("reasoning", "")
-        for part, message_id, text in _REPLACE.findall(frame):
-            setattr(self.shown.setdefault(int(message_id), ShownMessage()), part, visible_text(text))
         for message_id, part, text in _APPEND.findall(frame):
             message = self.shown.setdefault(int(message_id), ShownMessage())
             setattr(message, part, getattr(message, part) + html.unescape(text))

@@ -1,0 +1,121 @@
+"""The app served by real Daphne processes, for browser and multi-process tests.
+
+Each `AppServer` is a `daphne chatapp.asgi:application` subprocess with its own
+environment (database, channel layer, provider URLs), exactly as production
+runs it. `prepared_database(env)` migrates a database and creates a user.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "correct-horse-battery-staple"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def base_env(**overrides: str) -> dict[str, str]:
+    """A clean environment: no provider key or URL leaks in from the shell."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.endswith(("_API_KEY", "_URL")) and k not in ("CUSTOM_MODELS", "DEFAULT_MODEL", "DJANGO_SETTINGS_MODULE")
+    }
+    env.update(
+        SECRET_KEY="live-server-secret-key-" + "x" * 40,
+        DEBUG="false",
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(overrides)
+    return env
+
+
+def manage(env: dict[str, str], *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result.stdout
+
+
+def prepared_database(env: dict[str, str], username: str = "alice") -> None:
+    manage(env, "migrate", "--no-input", "-v", "0")
+    manage(
+        env,
+        "shell",
+        "-c",
+        "from accounts.models import User; "
+        f"User.objects.filter(username='{username}').exists() or "
+        f"User.objects.create_user('{username}', password='{PASSWORD}', is_staff=True, is_superuser=True)",
+    )
+
+
+@dataclass
+class AppServer:
+    env: dict[str, str]
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen | None = None
+    log: Path | None = None  # the process's stderr, for a failing test to read
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 20.0) -> "AppServer":
+        self.log = Path(tempfile.mkstemp(prefix=f"daphne-{self.port}-", suffix=".log")[1])
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "chatapp.asgi:application"],
+                cwd=ROOT,
+                env=self.env,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"daphne exited: {self.log.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("daphne did not become healthy in time")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def signed_in_cookies(self, username: str = "alice") -> dict[str, str]:
+        """Sign in through the sign-in form, as a browser would."""
+        with httpx.Client(base_url=self.url, timeout=10) as client:
+            page = client.get("/accounts/signin/")
+            token = page.text.split('name="csrfmiddlewaretoken" value="')[1].split('"')[0]
+            response = client.post(
+                "/accounts/signin/",
+                data={"username": username, "password": PASSWORD, "csrfmiddlewaretoken": token},
+                headers={"Referer": f"{self.url}/accounts/signin/"},
+            )
+            assert response.status_code == 302, response.text[:500]
+            return dict(client.cookies)

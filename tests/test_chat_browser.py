@@ -1,0 +1,149 @@
+"""The chat in a real browser: Debian's Chromium driven by Playwright, the app under Daphne.
+
+Sign in, send, watch reasoning and text stream, stop, reload mid-stream and
+see it continue, and model output such as `<img src=x onerror=alert(1)>`
+shown as text with no script run.
+"""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CI
+from tests.fake_upstream import FakeUpstream, Hang, Stream, openai_text_stream
+from tests.live_server import PASSWORD, AppServer, base_env, prepared_database
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+if not CHROMIUM.exists():
+    if CI:
+        raise RuntimeError("Chromium is required under CI: apt-get install chromium")
+    pytest.skip("Debian's Chromium is not installed", allow_module_level=True)
+
+from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def upstream_server():
+    server = FakeUpstream().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory, upstream_server):
+    database = tmp_path_factory.mktemp("browser") / "db.sqlite3"
+    env = base_env(
+        DATABASE_URL=f"sqlite:///{database}",
+        OPENROUTER_API_KEY="sk-or-browser",
+        OPENROUTER_URL=upstream_server.url,
+        CUSTOM_MODELS="-all,+fake/model=Fake Model@OpenRouter",
+    )
+    prepared_database(env)
+    server = AppServer(env).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def page(browser, app) -> Page:
+    context = browser.new_context(viewport={"width": 1100, "height": 800})
+    page = context.new_page()
+    page.dialogs = []
+    page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
+    page.goto(f"{app.url}/accounts/signin/")
+    page.get_by_label("Username").fill("alice")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.goto(f"{app.url}/c/new/")
+    expect(page.get_by_role("textbox", name="Message")).to_be_visible()
+    yield page
+    context.close()
+
+
+def _last_answer(page: Page):
+    return page.locator('[data-role="assistant"]').last
+
+
+def _send(page: Page, text: str) -> None:
+    box = page.get_by_role("textbox", name="Message")
+    box.fill(text)
+    box.press("Enter")
+
+
+def test_send_and_watch_reasoning_then_text_stream(page, upstream_server):
+    words = " ".join(f"word{i}" for i in range(60))
+    upstream_server.enqueue(
+        Stream(openai_text_stream(words, reasoning="Considering the question carefully. " * 4), delay=0.03)
+    )
+    expect(page.get_by_label("Model")).to_have_value("fake/model@openrouter")
+    _send(page, "Please answer slowly")
+    answer = _last_answer(page)
+    expect(answer).to_have_attribute("data-status", "streaming")
+    expect(answer.locator("summary")).to_have_text("Thinking...")
+    expect(answer.locator('[data-part="reasoning"]')).to_contain_text("Considering")
+    expect(answer.locator('[data-part="content"]')).to_contain_text("word10")
+    expect(answer).to_have_attribute("data-status", "done", timeout=15000)
+    expect(answer.locator('[data-part="content"]')).to_have_text(words)
+    expect(answer.locator("summary")).to_have_text(re.compile(r"Thought for \d+ s"))
+    assert page.get_by_role("textbox", name="Message").input_value() == ""
+    assert re.search(r"/c/[0-9a-f-]{36}/$", page.url)
+
+
+def test_stop_keeps_the_partial_answer(page, upstream_server):
+    upstream_server.enqueue(Hang(openai_text_stream("An answer that never ends", usage=False, done=False)))
+    _send(page, "Never stop")
+    answer = _last_answer(page)
+    expect(answer.locator('[data-part="content"]')).to_contain_text("never ends")
+    page.get_by_role("button", name="Stop").click()
+    expect(answer).to_have_attribute("data-status", "stopped")
+    assert upstream_server.wait_for_disconnect(1.0)
+    expect(answer.locator('[data-part="content"]')).to_have_text("An answer that never ends")
+    expect(page.get_by_role("button", name="Regenerate")).to_be_visible()
+
+
+def test_reload_mid_stream_continues_live(page, upstream_server):
+    words = " ".join(f"t{i:03d}" for i in range(120))
+    upstream_server.enqueue(Stream(openai_text_stream(words), delay=0.03))
+    _send(page, "Long one")
+    expect(_last_answer(page).locator('[data-part="content"]')).to_contain_text("t010")
+    page.reload()
+    answer = _last_answer(page)
+    expect(answer.locator('[data-part="content"]')).to_contain_text("t060")
+    expect(answer).to_have_attribute("data-status", "streaming")
+    expect(answer).to_have_attribute("data-status", "done", timeout=15000)
+    expect(answer.locator('[data-part="content"]')).to_have_text(words)
+
+
+def test_model_output_is_shown_as_text_and_runs_no_script(page, upstream_server):
+    payload = "<img src=x onerror=alert(1)> and <script>alert(2)</script>"
+    upstream_server.enqueue(Stream(openai_text_stream(payload), delay=0.01))
+    _send(page, "Say something nasty")
+    answer = _last_answer(page)
+    expect(answer).to_have_attribute("data-status", "done")
+    expect(answer.locator('[data-part="content"]')).to_contain_text("<img src=x onerror=alert(1)>")
+    assert answer.locator("img").count() == 0 and answer.locator("script").count() == 0
+    page.reload()
+    expect(_last_answer(page).locator('[data-part="content"]')).to_contain_text("<script>alert(2)</script>")
+    assert page.dialogs == []
+
+
+def test_usable_on_a_phone_screen(browser, app, page):
+    page.set_viewport_size({"width": 375, "height": 740})
+    page.goto(f"{app.url}/c/new/")
+    box = page.get_by_role("textbox", name="Message")
+    expect(box).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    assert box.bounding_box()["width"] > 150
+
+
