@@ -1,3 +1,23 @@
 """The settings pages, mounted at /settings/."""
 
-urlpatterns: list = []
+from django.urls import path
+from django.views.generic import RedirectView
+
+from accounts import settings_views as account
+from providers import settings_views as provider
+
+app_name = "settings"
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="settings:providers"), name="index"),
+    path("providers/", provider.providers, name="providers"),
+    path("providers/<slug:provider>/", provider.provider_save, name="provider_save"),
+    path("providers/<slug:provider>/clear/", provider.provider_clear, name="provider_clear"),
+    path("providers/<slug:provider>/test/", provider.provider_test, name="provider_test"),
+    path("tokens/", account.tokens, name="tokens"),
+    path("tokens/new/", account.token_create, name="token_create"),
+    path("tokens/<int:token_id>/revoke/", account.token_revoke, name="token_revoke"),
+    path("preferences/", account.preferences, name="preferences"),
+    path("models/", provider.models, name="models"),
+    path("models/refresh/", provider.models_refresh, name="models_refresh"),
+]

@@ -105,7 +105,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         conversation, answer = started
         self.shown[answer.id] = (0, 0)
-        branch = await database_sync_to_async(conversation.branch)()
+        branch = await database_sync_to_async(conversation.branch_with_versions)()
         await self._send_html(
             self._render(
                 "chatapp/_messages_swap.html",
@@ -146,13 +146,22 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._show_delta(waiting)
 
     async def generation_done(self, frame: dict) -> None:
+        """The answer is final: replace it with its rendered form and versions."""
         message_id = frame["message_id"]
         self.shown.pop(message_id, None)
         self.waiting.pop(message_id, None)
-        message = await Message.objects.filter(pk=message_id, conversation_id=self.conversation_id).afirst()
-        if message is None:
+        conversation = await Conversation.objects.filter(id=self.conversation_id).afirst()
+        if conversation is None:
             return
-        await self._send_html(self._render("chatapp/_message.html", {"message": message, "oob": True}))
+        branch = await database_sync_to_async(conversation.branch_with_versions)()
+        for message in branch:
+            if message.id == message_id:
+                await self._send_html(self._render("chatapp/_message.html", {"message": message, "oob": True}))
+
+    async def conversation_title(self, frame: dict) -> None:
+        conversation = await Conversation.objects.filter(id=self.conversation_id).afirst()
+        if conversation is not None:
+            await self._send_html(self._render("chatapp/_conversation_title.html", {"conversation": conversation}))
 
     async def _show_delta(self, frame: dict) -> None:
         """Send what this socket has not shown yet, from the frame's offsets."""
@@ -259,7 +268,7 @@ def _branch_with_snapshot(conversation_id: uuid.UUID, frame: dict) -> tuple[Conv
     conversation = Conversation.objects.filter(id=conversation_id).first()
     if conversation is None:
         return None, []
-    branch = conversation.branch()
+    branch = conversation.branch_with_versions()
     for message in branch:
         if message.id == frame["message_id"]:
             message.content, message.reasoning = frame["content"], frame["reasoning"]

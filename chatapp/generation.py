@@ -267,6 +267,16 @@ class Generation:
             stream_group(self.conversation.id), {"type": "generation.done", "message_id": message.id}
         )
         self._account(status)
+        if status == Message.Status.DONE:
+            await self._title()
+
+    async def _title(self) -> None:
+        """Title the conversation after its first answer, and tell its pages."""
+        from chatapp.titles import atitle_conversation
+
+        title = await atitle_conversation(self.conversation.id)
+        if title:
+            await self.layer.group_send(stream_group(self.conversation.id), {"type": "conversation.title"})
 
     def _account(self, status: str) -> None:
         if not self.message.provider:

@@ -1,7 +1,7 @@
 import uuid
 
 from django.conf import settings
-from django.db import models
+from django.db import connection, models
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
@@ -20,6 +20,32 @@ ERROR_EXPLANATIONS = {
     "interrupted": _("The server stopped before this answer was complete."),
     "internal": _("Something went wrong while writing this answer."),
 }
+
+
+class ConversationQuerySet(models.QuerySet):
+    def of(self, user) -> "ConversationQuerySet":
+        """The user's conversations, the deleted ones aside."""
+        return self.filter(owner=user, deleted_at__isnull=True)
+
+    def search(self, text: str) -> "ConversationQuerySet":
+        """Titles and message text containing `text`.
+
+        On PostgreSQL full-text search (the "simple" configuration, so any
+        language matches word by word) joins the substring match, which
+        also covers scripts without spaces such as Chinese.
+        """
+        text = text.strip()
+        if not text:
+            return self
+        matches = models.Q(title__icontains=text) | models.Q(messages__content__icontains=text)
+        if connection.vendor == "postgresql":
+            from django.contrib.postgres.search import SearchQuery, SearchVector
+
+            found = Message.objects.annotate(document=SearchVector("content", config="simple")).filter(
+                document=SearchQuery(text, config="simple")
+            )
+            matches |= models.Q(id__in=found.values("conversation_id"))
+        return self.filter(matches).distinct()
 
 
 class Conversation(models.Model):
@@ -43,11 +69,15 @@ class Conversation(models.Model):
     provider_order = models.JSONField(_("provider order"), default=list, blank=True)
     allow_fallbacks = models.BooleanField(_("allow fallbacks"), default=True)
     pinned = models.BooleanField(_("pinned"), default=False)
+    # Deleted conversations linger briefly so "Undo" can bring them back.
+    deleted_at = models.DateTimeField(_("deleted"), null=True, blank=True)
     current_leaf = models.ForeignKey(
         "Message", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("current message")
     )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    objects = ConversationQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("conversation")
@@ -77,6 +107,38 @@ class Conversation(models.Model):
             node = by_id.get(node.parent_id)
         path.reverse()
         return path
+
+    def branch_with_versions(self) -> list["Message"]:
+        """The branch on screen, each message knowing its versions (‹ 2/3 ›).
+
+        Versions are siblings: answers regenerated for one question, or
+        questions edited from one point of the conversation.
+        """
+        messages = list(self.messages.all())
+        siblings: dict[tuple[int | None, str], list[Message]] = {}
+        for message in messages:
+            siblings.setdefault((message.parent_id, message.role), []).append(message)
+        branch = self.path_to(self.current_leaf_id, messages)
+        cuts = {m.context_start_id for m in branch if m.context_start_id}
+        for message in branch:
+            message.cut_before = message.id in cuts
+            versions = siblings[(message.parent_id, message.role)]
+            index = versions.index(message)
+            message.version_number, message.version_count = index + 1, len(versions)
+            message.previous_version = versions[index - 1] if index else None
+            message.next_version = versions[index + 1] if index + 1 < len(versions) else None
+        return branch
+
+    def show_version(self, message: "Message") -> None:
+        """Put `message` on screen, with the latest answers that follow it."""
+        children: dict[int, list[Message]] = {}
+        for candidate in self.messages.all():
+            children.setdefault(candidate.parent_id, []).append(candidate)
+        leaf = message
+        while children.get(leaf.id):
+            leaf = children[leaf.id][-1]
+        self.current_leaf = leaf
+        self.save(update_fields=["current_leaf", "updated_at"])
 
     def add_exchange(self, text: str, parent: "Message | None", model: str) -> tuple["Message", "Message"]:
         """Save a user message and the assistant message that will answer it."""
@@ -145,6 +207,9 @@ class Message(models.Model):
     time_to_first_token = models.FloatField(_("time to first token (s)"), null=True, blank=True)
     duration = models.FloatField(_("duration (s)"), null=True, blank=True)
     reasoning_duration = models.FloatField(_("reasoning time (s)"), null=True, blank=True)
+    # When older turns had to be left out to fit the model's context window:
+    # the first message that was sent with this answer.
+    context_start_id = models.BigIntegerField(_("first message sent"), null=True, blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 

@@ -9,7 +9,14 @@ from chatapp import health, views
 chat_patterns = [
     path("", views.home, name="home"),
     path("c/new/", views.new_chat, name="new"),
+    path("c/list/", views.conversation_list, name="list"),
     path("c/<uuid:conversation_id>/", views.conversation, name="conversation"),
+    path("c/<uuid:conversation_id>/rename/", views.rename, name="rename"),
+    path("c/<uuid:conversation_id>/delete/", views.delete, name="delete"),
+    path("c/<uuid:conversation_id>/restore/", views.restore, name="restore"),
+    path("c/<uuid:conversation_id>/pin/", views.pin, name="pin"),
+    path("c/<uuid:conversation_id>/settings/", views.conversation_settings, name="settings"),
+    path("c/<uuid:conversation_id>/versions/<int:message_id>/", views.show_version, name="version"),
 ]
 
 urlpatterns = [
@@ -20,5 +27,6 @@ urlpatterns = [
     path("api/", include("providers.api_urls")),
     path("i18n/setlang/", set_language, name="set_language"),
     path("jsi18n/", login_not_required(JavaScriptCatalog.as_view()), name="javascript-catalog"),
+    path("", include("chatapp.conversation_urls")),
     path("", include((chat_patterns, "chat"))),
 ]

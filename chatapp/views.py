@@ -1,18 +1,31 @@
 import uuid
+from datetime import timedelta
 
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
 
+from chatapp.forms import ConversationSettingsForm, RenameForm
 from chatapp.generation import interrupt_orphans
-from chatapp.models import Conversation
+from chatapp.models import Conversation, Message
 from chatapp.picker import default_model_ref, picker_groups
-from providers.model_table import ModelTable
 from providers.credentials import reachable_providers
+from providers.model_table import ModelTable
+
+CONVERSATIONS_PER_PAGE = 30
+UNDO_WINDOW = timedelta(hours=1)  # how long a deleted conversation can be restored
 
 
 def _get_conversation_for_user(request: HttpRequest, conversation_id) -> Conversation:
     """The one ownership check: another user's conversation is a 404."""
-    return get_object_or_404(Conversation, id=conversation_id, owner=request.user)
+    return get_object_or_404(Conversation.objects.of(request.user), id=conversation_id)
+
+
+def _conversation_page(request: HttpRequest, query: str = "", page: int = 1):
+    conversations = Conversation.objects.of(request.user).search(query).order_by("-pinned", "-updated_at")
+    return Paginator(conversations, CONVERSATIONS_PER_PAGE).get_page(page)
 
 
 def _render_chat(request: HttpRequest, conversation: Conversation | None) -> HttpResponse:
@@ -21,14 +34,14 @@ def _render_chat(request: HttpRequest, conversation: Conversation | None) -> Htt
     branch = []
     if conversation is not None:
         interrupt_orphans(conversation)
-        branch = conversation.branch()
+        branch = conversation.branch_with_versions()
     selected = (conversation.model if conversation else "") or default_model_ref(request.user, providers, table)
     context = {
         "conversation": conversation,
         # A new chat gets its id now; the row is created with the first message.
         "conversation_id": conversation.id if conversation else uuid.uuid4(),
         "branch": branch,
-        "conversations": Conversation.objects.filter(owner=request.user).order_by("-pinned", "-updated_at")[:50],
+        "conversations": _conversation_page(request),
         "providers_configured": bool(providers),
         "model_groups": picker_groups(providers, table),
         "selected_model": selected,
@@ -37,7 +50,7 @@ def _render_chat(request: HttpRequest, conversation: Conversation | None) -> Htt
 
 
 def home(request: HttpRequest) -> HttpResponse:
-    latest = Conversation.objects.filter(owner=request.user).order_by("-updated_at").first()
+    latest = Conversation.objects.of(request.user).order_by("-updated_at").first()
     if latest is not None:
         return redirect(latest)
     return _render_chat(request, None)
@@ -49,3 +62,85 @@ def new_chat(request: HttpRequest) -> HttpResponse:
 
 def conversation(request: HttpRequest, conversation_id) -> HttpResponse:
     return _render_chat(request, _get_conversation_for_user(request, conversation_id))
+
+
+@require_GET
+def conversation_list(request: HttpRequest) -> HttpResponse:
+    """The sidebar list: a page of it, filtered by the search box."""
+    Conversation.objects.filter(owner=request.user, deleted_at__lt=timezone.now() - UNDO_WINDOW).delete()
+    return _render_list(request, request.GET.get("q", "")[:200], request.GET.get("page"))
+
+
+def _render_list(request: HttpRequest, query: str = "", page: str | None = None) -> HttpResponse:
+    context = {"conversations": _conversation_page(request, query, page or 1), "query": query}
+    if request.htmx:
+        template = "chatapp/_conversation_items.html" if page else "chatapp/_conversation_list.html"
+        return render(request, template, context)
+    return render(request, "chatapp/conversation_list.html", context)
+
+
+@require_POST
+def rename(request: HttpRequest, conversation_id) -> HttpResponse:
+    chat = _get_conversation_for_user(request, conversation_id)
+    form = RenameForm(request.POST, instance=chat)
+    if form.is_valid():
+        form.save()
+    if request.htmx:
+        return render(request, "chatapp/_conversation_list_item.html", {"item": chat, "oob": False})
+    return redirect(chat)
+
+
+@require_POST
+def delete(request: HttpRequest, conversation_id) -> HttpResponse:
+    chat = _get_conversation_for_user(request, conversation_id)
+    chat.deleted_at = timezone.now()
+    chat.save(update_fields=["deleted_at"])
+    if request.htmx:
+        return render(request, "chatapp/_conversation_deleted.html", {"item": chat})
+    return redirect("chat:home")
+
+
+@require_POST
+def restore(request: HttpRequest, conversation_id) -> HttpResponse:
+    chat = get_object_or_404(Conversation, id=conversation_id, owner=request.user, deleted_at__isnull=False)
+    chat.deleted_at = None
+    chat.save(update_fields=["deleted_at"])
+    if request.htmx:
+        return render(request, "chatapp/_conversation_list_item.html", {"item": chat, "oob": False})
+    return redirect(chat)
+
+
+@require_POST
+def pin(request: HttpRequest, conversation_id) -> HttpResponse:
+    chat = _get_conversation_for_user(request, conversation_id)
+    chat.pinned = not chat.pinned
+    chat.save(update_fields=["pinned"])
+    if request.htmx:
+        return _render_list(request)
+    return redirect(chat)
+
+
+@require_POST
+def show_version(request: HttpRequest, conversation_id, message_id: int) -> HttpResponse:
+    """Flip to another version of a message: the branch on screen follows it."""
+    chat = _get_conversation_for_user(request, conversation_id)
+    message = get_object_or_404(Message, id=message_id, conversation=chat)
+    if not chat.messages.filter(status=Message.Status.STREAMING).exists():
+        chat.show_version(message)
+    if request.htmx:
+        return render(request, "chatapp/_messages.html", {"conversation": chat, "branch": chat.branch_with_versions()})
+    return redirect(chat)
+
+
+def conversation_settings(request: HttpRequest, conversation_id) -> HttpResponse:
+    chat = _get_conversation_for_user(request, conversation_id)
+    providers = reachable_providers(request.user)
+    table = ModelTable.current()
+    form = ConversationSettingsForm(request.POST or None, instance=chat, providers=providers, table=table)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        if not request.htmx:
+            return redirect(chat)
+    template = "chatapp/_conversation_settings.html" if request.htmx else "chatapp/conversation_settings.html"
+    return render(request, template, {"conversation": chat, "form": form, "saved": request.method == "POST"})
+

@@ -269,7 +269,7 @@ async def _with_cost(events: list[StreamEvent], request: CompletionRequest, endp
         return events  # an error: nothing to account
     usage = next((e for e in events if isinstance(e, Usage)), None)
     if usage is None or usage.cost is None:
-        usage = await _usage_from_generation(request.provider, endpoint, finish.response_id, usage) or usage
+        usage = await usage_from_generation(request.provider, endpoint, finish.response_id, usage) or usage
     if usage is not None and usage.cost is None:
         cost = await acost_from_prices(request.provider.slug, request.model, usage)
         if cost is not None:
@@ -278,12 +278,13 @@ async def _with_cost(events: list[StreamEvent], request: CompletionRequest, endp
     return deltas + ([usage] if usage is not None else []) + [finish]
 
 
-async def _usage_from_generation(
+async def usage_from_generation(
     provider: Provider, endpoint: Endpoint, response_id: str, usage: Usage | None
 ) -> Usage | None:
     """OpenRouter's record of a generation: its cost, and tokens if the stream had none.
 
-    A failure here is not a failure of the answer: it only leaves the cost unknown.
+    A failure here is not a failure of the answer: it only leaves the cost
+    unknown. Public: the proxy API looks costs up the same way.
     """
     if not provider.generation_path or not response_id:
         return None

@@ -62,3 +62,111 @@ def upstream():
     server = FakeUpstream().start()
     yield server
     server.stop()
+
+
+class LiveApp:
+    """The project's ASGI app (`chatapp.asgi:application`) served by Daphne on a free loopback port.
+
+    Daphne runs in a thread of the test process, so the server sees what the
+    test sees: the test database (use transactional tests: the server's
+    connections only see committed rows) and every `settings` change made
+    with pytest-django's `settings` fixture. Twisted's reactor cannot be
+    restarted, so one server lives for the whole session; the `live_app`
+    fixture hands it out per test.
+    """
+
+    def __init__(self) -> None:
+        self.server = None
+        self.thread = None
+        self.loop = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 10.0) -> "LiveApp":
+        import threading
+        import time
+
+        from daphne.server import Server  # importing it installs Twisted's asyncio reactor
+        from twisted.internet import reactor
+
+        from chatapp.asgi import application
+
+        self.server = Server(
+            application=application,
+            endpoints=["tcp:port=0:interface=127.0.0.1"],
+            signal_handlers=False,
+            verbosity=0,
+            application_close_timeout=5,
+        )
+        self.thread = threading.Thread(target=self.server.run, name="live-daphne", daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.listening_addresses:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("Daphne did not start listening")
+            time.sleep(0.01)
+        self.port = self.server.listening_addresses[0][1]
+        self.loop = reactor._asyncioEventloop
+        return self
+
+    def stop(self) -> None:
+        from twisted.internet import reactor
+
+        if self.thread is not None and self.thread.is_alive():
+            reactor.callFromThread(reactor.stop)
+            self.thread.join(10)
+
+    def run(self, coroutine_function, *args, timeout: float = 10.0):
+        """Run `await coroutine_function(*args)` on the server's event loop and return its result."""
+        import asyncio
+
+        return asyncio.run_coroutine_threadsafe(coroutine_function(*args), self.loop).result(timeout)
+
+    def settle(self, timeout: float = 10.0) -> None:
+        """Wait until the server has finished its requests and written their usage records.
+
+        A client may have its answer before the server is done with the
+        request (SDKs hang up after the last event): settle before reading
+        what the server writes.
+        """
+        self.run(self._settle, timeout=timeout)
+
+    async def _settle(self) -> None:
+        import asyncio
+
+        from providers.api_usage import wait_for_accounting
+
+        def busy() -> bool:
+            instances = [details.get("application_instance") for details in self.server.connections.values()]
+            return any(instance is not None and not instance.done() for instance in instances)
+
+        while busy():
+            await asyncio.sleep(0.005)
+        await wait_for_accounting()
+
+
+@pytest.fixture(scope="session")
+def _live_daphne():
+    server = LiveApp().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def live_app(_live_daphne, transactional_db):
+    """The app under a real Daphne, e.g. `openai.OpenAI(base_url=f"{live_app.url}/api/openrouter/v1")`.
+
+    Its tests are transactional (the server reads committed rows). Each test
+    starts with fresh upstream HTTP clients on the server, so upstream
+    settings (timeouts, URLs) changed in the test apply; its background
+    writes are awaited before the database is flushed.
+    """
+    from providers.transport import aclose_clients
+
+    _live_daphne.run(aclose_clients)
+    yield _live_daphne
+    _live_daphne.settle()
+    _live_daphne.run(aclose_clients)

@@ -1,0 +1,116 @@
+"""A peer to compare with: LiteLLM's proxy, one worker, in front of the same fake upstream.
+
+`python -m bench --peer litellm` installs it on first use into its own
+virtual environment (bench/.peer-venv, so none of its many dependencies
+reach the app's), starts it on a free loopback port and runs the proxy
+scenarios (a. and b.) against it. Any failure (no network for pip, a start
+that never becomes healthy) is reported and the bench carries on.
+"""
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from bench.load import Target
+from bench.upstream import MODEL
+
+PEER_VENV = Path(__file__).resolve().parent / ".peer-venv"
+PEERS = ("litellm",)
+INSTALL_TIMEOUT = 1200  # seconds: LiteLLM's proxy pulls in a few hundred MB
+START_TIMEOUT = 180  # seconds: it imports a lot before it listens
+
+CONFIG = """\
+model_list:
+  - model_name: {model}
+    litellm_params:
+      model: openai/{model}
+      api_base: {upstream}/v1
+      api_key: sk-bench
+litellm_settings:
+  drop_params: true
+  telemetry: false
+"""
+
+
+class PeerUnavailable(Exception):
+    pass
+
+
+class LiteLLMProxy:
+    name = "litellm"
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.process: subprocess.Popen | None = None
+        self.workdir = Path(tempfile.mkdtemp(prefix="bench-litellm-"))
+
+    @property
+    def executable(self) -> Path:
+        return PEER_VENV / "bin" / "litellm"
+
+    def install(self) -> None:
+        if self.executable.exists():
+            return
+        print(f"installing litellm[proxy] into {PEER_VENV} (first use only)...", flush=True)
+        try:
+            subprocess.run([sys.executable, "-m", "venv", str(PEER_VENV)], check=True, capture_output=True)
+            subprocess.run(
+                [str(PEER_VENV / "bin" / "pip"), "install", "-q", "litellm[proxy]"],
+                check=True,
+                capture_output=True,
+                text=True,
+                timeout=INSTALL_TIMEOUT,
+            )
+        except subprocess.CalledProcessError as exc:
+            raise PeerUnavailable(f"installing litellm failed: {(exc.stderr or exc.stdout or '')[-500:]}") from None
+        except subprocess.TimeoutExpired:
+            raise PeerUnavailable("installing litellm took too long") from None
+        if not self.executable.exists():
+            raise PeerUnavailable("litellm was installed but has no `litellm` command")
+
+    def start(self, upstream_url: str) -> "LiteLLMProxy":
+        config = self.workdir / "config.yaml"
+        config.write_text(CONFIG.format(model=MODEL, upstream=upstream_url))
+        env = {k: v for k, v in os.environ.items() if not k.endswith(("_API_KEY", "_URL"))}
+        # Offline and quiet: the bundled price list instead of fetching one, no telemetry, few logs.
+        env.update(LITELLM_LOCAL_MODEL_COST_MAP="True", LITELLM_TELEMETRY="False", LITELLM_LOG="ERROR")
+        log = (self.workdir / "litellm.log").open("wb")
+        self.process = subprocess.Popen(
+            [str(self.executable), "--config", str(config), "--host", "127.0.0.1", "--port", str(self.port),
+             "--num_workers", "1"],
+            cwd=self.workdir, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise PeerUnavailable(f"litellm exited: {self.log_tail()}")
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.port}/health/liveliness", timeout=2).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.5)
+        self.stop()
+        raise PeerUnavailable(f"litellm did not become healthy in {START_TIMEOUT} s: {self.log_tail()}")
+
+    def target(self) -> Target:
+        return Target(self.name, f"http://127.0.0.1:{self.port}/v1/chat/completions",
+                      {"Authorization": "Bearer sk-bench"})  # fmt: skip
+
+    def log_tail(self) -> str:
+        log = self.workdir / "litellm.log"
+        return log.read_text(errors="replace")[-800:] if log.exists() else ""
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()

@@ -1,0 +1,324 @@
+"""One bench run: the services, the scenarios in order, the figures.
+
+The app is served exactly as in production: `daphne chatapp.asgi:application`
+with DEBUG off, through tests.live_server (the same harness the multi-process
+tests use), on a fresh SQLite file (WAL) unless BENCH_DATABASE_URL names
+another database. Each scenario starts with a small warm-up that is not
+measured (first requests fetch the model catalogue, fill caches and import
+code), and direct and proxied rounds alternate so that a noisy neighbour
+hurts both sides alike.
+"""
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import httpx
+
+from bench import chat, load, report
+from bench.load import Target, percentile
+from bench.profiler import Profile
+from bench.upstream import MODEL, UpstreamProcess
+from tests.live_server import ROOT, AppServer, base_env, free_port, manage, prepared_database
+
+CHAT_MODEL = f"{MODEL}@openrouter"
+PAUSE = 0.5  # seconds between rounds: sockets closed, buffers drained
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How much load each scenario puts on; `Scale()` is the issue's, `Scale.tiny()` the smoke test's."""
+
+    streams: int = 100
+    tokens: int = 100
+    delay: float = 0.02
+    rounds: int = 3
+    saturation_streams: int = 50
+    saturation_tokens: int = 200
+    saturation_seconds: float = 4.0
+    saturation_rounds: int = 2
+    conversations: int = 100
+    chat_tokens: int = 100
+    chat_rounds: int = 2
+    idle_sockets: int = 500
+    page_messages: int = 1000
+    page_requests: int = 20
+
+    @classmethod
+    def tiny(cls) -> "Scale":
+        return cls(streams=3, tokens=5, delay=0.01, rounds=1, saturation_streams=2, saturation_tokens=5,
+                   saturation_seconds=0.3, saturation_rounds=1, conversations=3, chat_tokens=5, chat_rounds=1,
+                   idle_sockets=3, page_messages=20, page_requests=2)  # fmt: skip
+
+
+class Bench:
+    def __init__(self, scale: Scale, profile_dir: Path | None = None, say=print) -> None:
+        self.scale = scale
+        self.profile_dir = profile_dir
+        self.say = say
+        self.figures: dict = {}
+        self.profiles: dict = {}
+        self.peers: dict = {}
+        self.workdir = Path(tempfile.mkdtemp(prefix="switchboard-bench-"))
+
+    # -- services ------------------------------------------------------------
+
+    def app_env(self, upstream_url: str) -> dict[str, str]:
+        database = os.environ.get("BENCH_DATABASE_URL") or f"sqlite:///{self.workdir / 'bench.sqlite3'}"
+        return base_env(
+            DATABASE_URL=database,
+            DEBUG="false",
+            OPENROUTER_API_KEY="sk-bench",
+            OPENROUTER_URL=upstream_url,
+            RATE_LIMIT="100000/m",  # the proxy counts requests per user: the bench is one user
+        )
+
+    def run(self, peer: str | None = None) -> dict:
+        started = report.now()
+        machine = report.machine()
+        upstream = UpstreamProcess().start()
+        server = None
+        try:
+            env = self.app_env(upstream.url)
+            self.say("preparing the database and starting Daphne...")
+            prepared_database(env)
+            token = manage(env, "create_api_token", "alice", "--name", "bench").strip()
+            server = AppServer(env).start(timeout=60)
+            direct = Target("direct", f"{upstream.url}/v1/chat/completions")
+            proxy = Target("switchboard", f"{server.url}/api/openrouter/v1/chat/completions",
+                           {"Authorization": f"Bearer {token}"})  # fmt: skip
+            browser = chat.Browser(server.port, server.signed_in_cookies())
+            assert server.process is not None
+            pid = server.process.pid
+
+            self.say("a. proxy API, realistic load...")
+            self.figures["direct"], self.figures["proxy"] = asyncio.run(self.realistic(direct, proxy, pid))
+            self.say("b. proxy API, saturation...")
+            self.figures["saturation"] = asyncio.run(self.saturation(direct, proxy, pid))
+            self.say("c. chat over WebSocket...")
+            self.figures["chat"] = asyncio.run(self.chat(browser, pid))
+            self.figures["memory"] = asyncio.run(
+                chat.memory_per_socket(browser, pid, self.scale.idle_sockets)
+            )
+            self.say("d. a long conversation page...")
+            self.figures["page"] = self.page(env, server, browser.cookies, pid)
+            if peer:
+                self.peers[peer] = self.peer(peer, direct, upstream.url)
+        finally:
+            if server is not None:
+                server.stop()
+                self._keep_log(server)
+            upstream.stop()
+        result = {
+            "issue": "Benchmarks",
+            "started": started,
+            "finished": report.now(),
+            "machine": machine,
+            "scale": asdict(self.scale),
+            "method": METHOD,
+            "figures": self.figures,
+            "judged": report.judged(self.figures),
+        }
+        if self.peers:
+            result["peers"] = self.peers
+        if self.profiles:
+            result["profiles"] = self.profiles
+        return result
+
+    def _keep_log(self, server: AppServer) -> None:
+        """The server's log, when it said anything worth reading, is kept beside the profiles."""
+        if server.log is None or not server.log.exists():
+            return
+        text = server.log.read_text(errors="replace")
+        if self.profile_dir is not None and text.strip():
+            self.profile_dir.mkdir(parents=True, exist_ok=True)
+            (self.profile_dir / "daphne.log").write_text(text)
+        errors = [line for line in text.splitlines() if " ERROR " in line or "Traceback" in line]
+        if errors:
+            self.figures["server_errors"] = errors[:10]
+        server.log.unlink()
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def _profiled(self, name: str, pid: int) -> Profile | None:
+        if self.profile_dir is None or not pid:
+            return None
+        return Profile(pid, self.profile_dir / f"{name}.txt")
+
+    async def _with_profile(self, name: str, pid: int, work):
+        profile = self._profiled(name, pid)
+        if profile is None:
+            return await work
+        with profile:
+            outcome = await work
+        self.profiles[name] = profile.summary()
+        return outcome
+
+    # -- a. realistic ---------------------------------------------------------
+
+    async def realistic(self, direct: Target, proxy: Target, pid: int) -> tuple[dict, dict]:
+        s = self.scale
+        await load.concurrent_streams(proxy, min(5, s.streams), 5, 0.0)  # warm-up
+        direct_results, proxy_results = [], []
+        for _round in range(s.rounds):
+            direct_results += await load.concurrent_streams(direct, s.streams, s.tokens, s.delay)
+            await asyncio.sleep(PAUSE)
+            proxy_results += await self._with_profile(
+                "a_proxy_realistic", pid, load.concurrent_streams(proxy, s.streams, s.tokens, s.delay)
+            )
+            await asyncio.sleep(PAUSE)
+        direct_figures = load.stream_figures(direct_results, s.tokens)
+        proxy_figures = load.stream_figures(proxy_results, s.tokens)
+        proxy_figures.update(_compared(direct_figures, proxy_figures))
+        return direct_figures, proxy_figures
+
+    # -- b. saturation --------------------------------------------------------
+
+    async def saturation(self, direct: Target, proxy: Target, pid: int) -> dict:
+        s = self.scale
+        sides: dict[str, list[load.Throughput]] = {"direct": [], "proxy": []}
+        for _round in range(s.saturation_rounds):
+            sides["direct"].append(
+                await load.saturation(direct, s.saturation_streams, s.saturation_tokens, s.saturation_seconds)
+            )
+            await asyncio.sleep(PAUSE)
+            sides["proxy"].append(await self._with_profile(
+                "b_proxy_saturation", pid,
+                load.saturation(proxy, s.saturation_streams, s.saturation_tokens, s.saturation_seconds),
+            ))  # fmt: skip
+            await asyncio.sleep(PAUSE)
+        return _throughput_figures(sides["direct"], sides["proxy"])
+
+    # -- c. chat ----------------------------------------------------------------
+
+    async def chat(self, browser: chat.Browser, pid: int) -> dict:
+        s = self.scale
+        await chat.conversations(browser, 1, 5, 0.0, CHAT_MODEL)  # warm-up
+        results = []
+        for _round in range(s.chat_rounds):
+            results += await self._with_profile(
+                "c_chat", pid, chat.conversations(browser, s.conversations, s.chat_tokens, s.delay, CHAT_MODEL)
+            )
+            await asyncio.sleep(PAUSE)
+        figures = chat.chat_figures(results, s.chat_tokens)
+        direct_total = (self.figures.get("direct") or {}).get("total_p50_ms")
+        if direct_total and figures["total_p50_ms"]:
+            figures["total_p50_ratio"] = figures["total_p50_ms"] / direct_total
+        return figures
+
+    # -- d. page ----------------------------------------------------------------
+
+    def page(self, env: dict[str, str], server: AppServer, cookies: dict[str, str], pid: int) -> dict:
+        s = self.scale
+        seeded = subprocess.run(
+            [sys.executable, "-m", "bench.page", "--messages", str(s.page_messages)],
+            cwd=ROOT, env={**env, "DJANGO_SETTINGS_MODULE": "chatapp.settings"},
+            capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        if seeded.returncode != 0:
+            raise RuntimeError(f"seeding the long conversation failed:\n{seeded.stderr[-3000:]}")
+        figures = json.loads(seeded.stdout)
+        times = []
+        profile = self._profiled("d_page", pid)
+        with httpx.Client(base_url=server.url, cookies=cookies, timeout=60) as client:
+            for _warm_up in range(2):
+                client.get(figures["url"]).raise_for_status()
+            if profile is not None:
+                profile.__enter__()
+            try:
+                for _request in range(s.page_requests):
+                    began = time.perf_counter()
+                    response = client.get(figures["url"])
+                    times.append((time.perf_counter() - began) * 1000)
+                    response.raise_for_status()
+            finally:
+                if profile is not None:
+                    profile.__exit__(None, None, None)
+                    self.profiles["d_page"] = profile.summary()
+        figures.update(
+            requests=len(times),
+            server_p50_ms=percentile(times, 50),
+            server_p99_ms=percentile(times, 99),
+            queries_fixed=figures["queries"] == figures["queries_short"],
+        )
+        return figures
+
+    # -- the peer ---------------------------------------------------------------
+
+    def peer(self, name: str, direct: Target, upstream_url: str) -> dict:
+        from bench.peer import LiteLLMProxy, PeerUnavailable
+
+        self.say(f"peer: {name}...")
+        proxy = LiteLLMProxy(free_port())
+        try:
+            proxy.install()
+            proxy.start(upstream_url)
+            target = proxy.target()
+            realistic_direct, realistic = asyncio.run(self.realistic(direct, target, 0))
+            throughput = asyncio.run(self.saturation(direct, target, 0))
+            return {"direct": realistic_direct, "proxy": realistic, "saturation": throughput}
+        except PeerUnavailable as exc:
+            self.say(f"peer {name} not run: {exc}")
+            return {"error": str(exc)}
+        finally:
+            proxy.stop()
+            shutil.rmtree(proxy.workdir, ignore_errors=True)
+
+
+def _compared(direct: dict, proxied: dict) -> dict:
+    def difference(key: str) -> float | None:
+        return None if direct[key] is None or proxied[key] is None else proxied[key] - direct[key]
+
+    def ratio(key: str) -> float | None:
+        return None if not direct[key] or proxied[key] is None else proxied[key] / direct[key]
+
+    return {
+        "ttft_added_p50_ms": difference("ttft_p50_ms"),
+        "ttft_added_p99_ms": difference("ttft_p99_ms"),
+        "ttft_p50_ratio": ratio("ttft_p50_ms"),
+        "total_p50_ratio": ratio("total_p50_ms"),
+        "total_added_p50_ms": difference("total_p50_ms"),
+    }
+
+
+def _throughput_figures(direct: list[load.Throughput], proxied: list[load.Throughput]) -> dict:
+    def rate(rounds: list[load.Throughput]) -> float:
+        seconds = sum(r.seconds for r in rounds)
+        return sum(r.tokens for r in rounds) / seconds if seconds else 0.0
+
+    direct_rate, proxy_rate = rate(direct), rate(proxied)
+    return {
+        "direct_tokens_per_second": direct_rate,
+        "proxy_tokens_per_second": proxy_rate,
+        "tokens_per_second_ratio": proxy_rate / direct_rate if direct_rate else None,
+        "direct_rounds": [_throughput(r) for r in direct],
+        "proxy_rounds": [_throughput(r) for r in proxied],
+    }
+
+
+def _throughput(r: load.Throughput) -> dict:
+    return {"tokens": r.tokens, "seconds": r.seconds, "streams": r.streams, "failed": r.failed,
+            "errors": r.errors, "tokens_per_second": r.tokens_per_second}  # fmt: skip
+
+
+METHOD = {
+    "upstream": "bench/upstream.py in its own process: one write per token, each token stamped with time.time()",
+    "load": "raw asyncio HTTP/1.1 in the bench process, one connection per stream; websockets for the chat",
+    "a": "concurrent streams through POST /api/openrouter/v1/chat/completions and straight to the upstream, "
+         "rounds alternating; TTFT = request start to first token parsed; total = request start to end of body",
+    "b": "N clients requesting undelayed streams back to back for a fixed time; tokens received / elapsed",
+    "c": "N sockets opened, one message each sent at once; delay = receipt time - the token's upstream stamp; "
+         "frames/s = (frames carrying answer text - 1) / their time span; tokens counted in the final render; "
+         "memory = Daphne's VmRSS before/after opening idle sockets, divided by their number",
+    "d": "repeated GETs of the page over one kept-alive connection on the otherwise idle server (client-side "
+         "round trip on loopback); queries counted in-process with CaptureQueriesContext around the test "
+         "client against the same database, after one warm-up request; fixed = same count as a 20-message page",
+}  # fmt: skip

@@ -1,0 +1,14 @@
+"""Export, import and usage pages, mounted at the site root by chatapp/urls.py."""
+
+from django.urls import path
+
+from chatapp import transfer, usage_views
+
+urlpatterns = [
+    path("c/import/", transfer.import_conversations, name="conversation_import"),
+    path("c/<uuid:conversation_id>/export.md", transfer.export_markdown, name="conversation_export"),
+    path("c/<uuid:conversation_id>/export.json", transfer.export_json, name="conversation_export_json"),
+    path("usage/", usage_views.usage, name="usage"),
+    path("usage/usage.csv", usage_views.usage_csv, name="usage_csv"),
+    path("usage/all/", usage_views.usage_admin, name="usage_admin"),
+]

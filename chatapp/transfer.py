@@ -1,0 +1,709 @@
+"""Export and import of conversations (SPEC section 7).
+
+Export: the branch on screen as Markdown, or the whole message tree (every
+version and branch) as JSON in our own schema:
+
+    {"format": "switchboard.conversation", "version": 1, "exported_at": ...,
+     "conversation": {title, model, system_prompt, temperature, top_p, max_tokens,
+                      reasoning_effort, provider_order, allow_fallbacks, pinned, created_at},
+     "messages": [{id, parent, role, content, reasoning, reasoning_details, status,
+                   error_code, error, model, provider, finish_reason, prompt_tokens,
+                   completion_tokens, reasoning_tokens, cached_tokens, cost (a string),
+                   time_to_first_token, duration, reasoning_duration, created_at}, ...],
+     "current_leaf": <local id or null>}
+
+Import: that schema, or NextChat's exports (one session, or a whole backup).
+An upload is untrusted: it is read into plain values and checked field by
+field before anything is saved, and every problem becomes an ImportProblem
+with a message for the import page. Imports always create new conversations
+owned by the importing user.
+"""
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django import forms
+from django.contrib import messages as flash
+from django.db import connection, transaction
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.http import content_disposition_header
+from django.utils.text import slugify
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
+from django.views.decorators.http import require_GET, require_http_methods
+
+from chatapp.models import Conversation, Message
+from chatapp.views import _get_conversation_for_user
+from providers.registry import get_provider
+
+FORMAT = "switchboard.conversation"
+VERSION = 1
+MAX_IMPORT_BYTES = 5 * 1024 * 1024
+MAX_CONVERSATIONS = 1_000
+MAX_MESSAGES = 20_000  # over all conversations of one file
+MAX_DEPTH = 64  # of the JSON document; ours and NextChat's need fewer than 12
+MAX_ID_CHARS = 64
+MAX_INT = 2_147_483_647  # PositiveIntegerField, on every database
+MAX_COST = Decimal("1e6")  # Message.cost: 14 digits, 8 of them decimals
+MAX_SECONDS = 1e7
+REASONING_EFFORTS = ("", "minimal", "low", "medium", "high", "xhigh")
+SETTINGS_FIELDS = (
+    "title", "model", "system_prompt", "temperature", "top_p", "max_tokens",
+    "reasoning_effort", "provider_order", "allow_fallbacks", "pinned",
+)  # fmt: skip
+TEXT_FIELDS = {"content": None, "reasoning": None, "error": None, "model": 200, "provider": 30, "finish_reason": 30}
+TOKEN_FIELDS = ("prompt_tokens", "completion_tokens", "reasoning_tokens", "cached_tokens")
+SECONDS_FIELDS = ("time_to_first_token", "duration", "reasoning_duration")
+NEXTCHAT_STORE = "chat-next-web-store"
+ROLES = ("user", "assistant", "system")
+
+
+class ImportProblem(Exception):
+    """Why an uploaded file cannot be imported, translated and safe to show."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+# Export -----------------------------------------------------------------------
+
+
+def conversation_document(conversation: Conversation) -> dict:
+    """The whole conversation, every version and branch, in our JSON schema."""
+    rows = list(conversation.messages.order_by("id"))
+    local = {row.id: number for number, row in enumerate(rows, start=1)}
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "exported_at": timezone.now().isoformat(),
+        "conversation": {
+            **{name: getattr(conversation, name) for name in SETTINGS_FIELDS},
+            "created_at": conversation.created_at.isoformat(),
+        },
+        "messages": [
+            {
+                "id": local[row.id],
+                "parent": local.get(row.parent_id),
+                "role": row.role,
+                "status": row.status,
+                "error_code": row.error_code,
+                "reasoning_details": row.reasoning_details,
+                **{name: getattr(row, name) for name in (*TEXT_FIELDS, *TOKEN_FIELDS, *SECONDS_FIELDS)},
+                "cost": None if row.cost is None else str(row.cost),
+                "created_at": row.created_at.isoformat(),
+            }
+            for row in rows
+        ],
+        "current_leaf": local.get(conversation.current_leaf_id),
+    }
+
+
+def conversation_markdown(conversation: Conversation) -> str:
+    """The branch on screen, readable as it is and rendered anywhere Markdown is."""
+    lines = [f"# {conversation}", ""]
+    if conversation.model:
+        lines += [_("Model: %(model)s") % {"model": f"`{conversation.model}`"}, ""]
+    if conversation.system_prompt:
+        lines += [f"## {_('System prompt')}", "", conversation.system_prompt, ""]
+    for message in conversation.branch():
+        heading = Message.Role(message.role).label if message.role in Message.Role.values else message.role
+        lines += [f"## {heading}", ""]
+        if message.reasoning:
+            lines += [f"> **{_('Reasoning')}**", ">", *_quoted(message.reasoning), ""]
+        lines += [message.content, ""]
+        if message.role == Message.Role.ASSISTANT and (footer := _footer(message)):
+            lines += [f"*{footer}*", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _quoted(text: str) -> list[str]:
+    return [f"> {line}".rstrip() for line in text.splitlines()]
+
+
+def _footer(message: Message) -> str:
+    parts = [message.model] if message.model else []
+    if message.completion_tokens is not None:
+        parts.append(
+            _("%(prompt)s → %(completion)s tokens")
+            % {"prompt": message.prompt_tokens or 0, "completion": message.completion_tokens}
+        )
+    if message.cost is not None:
+        parts.append(f"${message.cost.normalize():f}")
+    if message.status not in (Message.Status.DONE, Message.Status.STREAMING):
+        parts.append(str(Message.Status(message.status).label))
+    return " · ".join(parts)
+
+
+def _filename(conversation: Conversation, extension: str) -> str:
+    name = slugify(conversation.title, allow_unicode=True)[:60].strip("-_") or "conversation"
+    return f"{name}.{extension}"
+
+
+def _download(body: str, content_type: str, filename: str) -> HttpResponse:
+    response = HttpResponse(body, content_type=content_type)
+    response["Content-Disposition"] = content_disposition_header(True, filename)
+    return response
+
+
+@require_GET
+def export_markdown(request: HttpRequest, conversation_id) -> HttpResponse:
+    conversation = _get_conversation_for_user(request, conversation_id)
+    body = conversation_markdown(conversation)
+    return _download(body, "text/markdown; charset=utf-8", _filename(conversation, "md"))
+
+
+@require_GET
+def export_json(request: HttpRequest, conversation_id) -> HttpResponse:
+    conversation = _get_conversation_for_user(request, conversation_id)
+    body = json.dumps(conversation_document(conversation), ensure_ascii=False, indent=2)
+    return _download(body, "application/json; charset=utf-8", _filename(conversation, "json"))
+
+
+# Reading an upload ------------------------------------------------------------
+
+
+@dataclass
+class ImportedMessage:
+    key: str  # the file's id for it
+    parent: str | None
+    role: str
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ImportedConversation:
+    settings: dict[str, Any]
+    messages: list[ImportedMessage]  # parents before children, no system messages
+    current_leaf: str | None
+
+
+def read_export(data: bytes) -> list[ImportedConversation]:
+    """The conversations of an uploaded file, checked; raises ImportProblem."""
+    if len(data) > MAX_IMPORT_BYTES:
+        raise ImportProblem(_("The file is larger than 5 MB."))
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ImportProblem(_("The file is not UTF-8 text. Choose a JSON export.")) from None
+    document = _parse_json(text)
+    if isinstance(document, dict) and "format" in document:
+        return [_read_switchboard(document)]
+    sessions = _nextchat_sessions(document)
+    if sessions is None:
+        raise ImportProblem(_("This file is neither a Switchboard nor a NextChat export."))
+    imported = [_read_nextchat(session, number) for number, session in enumerate(sessions, start=1)]
+    imported = [conversation for conversation in imported if conversation.messages]
+    if not imported:
+        raise ImportProblem(_("The file holds no conversation with messages."))
+    return imported
+
+
+def _parse_json(text: str) -> Any:
+    try:
+        document = json.loads(text, parse_constant=_no_constant)
+    except RecursionError:
+        raise ImportProblem(_("The file is nested too deeply to be an export.")) from None
+    except ValueError:  # JSONDecodeError, and integers too long to read
+        raise ImportProblem(_("The file is not valid JSON.")) from None
+    if _depth(document) > MAX_DEPTH:
+        raise ImportProblem(_("The file is nested too deeply to be an export."))
+    return document
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a number")
+
+
+def _depth(document: Any) -> int:
+    """How deeply lists and objects nest, without recursion."""
+    deepest, stack = 0, [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            value = value.values()
+        elif not isinstance(value, list):
+            continue
+        deepest = max(deepest, depth)
+        if deepest > MAX_DEPTH:
+            break
+        stack.extend((item, depth + 1) for item in value)
+    return deepest
+
+
+# Checked values -----------------------------------------------------------------
+
+
+def _is_whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _clean_text(text: str) -> str:
+    """Text any database stores: no NUL, no lone surrogate (JSON can carry both)."""
+    text = text.replace("\x00", "")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
+
+
+class _Fields:
+    """Reads the fields of one JSON object, naming the place of any problem."""
+
+    def __init__(self, data: Any, where: str) -> None:
+        if not isinstance(data, dict):
+            raise ImportProblem(_("%(where)s must be a JSON object.") % {"where": where})
+        self.data = data
+        self.where = where
+
+    def problem(self, name: str, message: str) -> ImportProblem:
+        return ImportProblem(_("%(where)s, “%(field)s”: %(problem)s") % {
+            "where": self.where, "field": name, "problem": message,
+        })  # fmt: skip
+
+    def text(self, name: str, limit: int | None = None, default: str = "") -> str:
+        value = self.data.get(name)
+        if value is None:
+            return default
+        if not isinstance(value, str):
+            raise self.problem(name, _("expected text."))
+        value = _clean_text(value)
+        if limit is not None and len(value) > limit:
+            raise self.problem(name, _("longer than %(limit)s characters.") % {"limit": limit})
+        return value
+
+    def choice(self, name: str, choices: tuple[str, ...] | list[str], default: str = "") -> str:
+        value = self.data.get(name)
+        if value is None and default in choices:
+            return default
+        if value not in choices:
+            listed = ", ".join(choice or '""' for choice in choices)
+            raise self.problem(name, _("must be one of %(choices)s.") % {"choices": listed})
+        return value
+
+    def whole(self, name: str, low: int = 0, high: int = MAX_INT) -> int | None:
+        value = self.data.get(name)
+        if value is None:
+            return None
+        if not _is_whole(value):
+            raise self.problem(name, _("expected a whole number."))
+        if not low <= value <= high:
+            raise self.problem(name, _("out of range."))
+        return value
+
+    def number(self, name: str, low: float, high: float) -> float | None:
+        value = self.data.get(name)
+        if value is None:
+            return None
+        if not _is_number(value):
+            raise self.problem(name, _("expected a number."))
+        # A whole number too large for a float is out of range, not an OverflowError.
+        if not (low <= value <= high and math.isfinite(value)):
+            raise self.problem(name, _("out of range."))
+        return float(value)
+
+    def flag(self, name: str, default: bool) -> bool:
+        value = self.data.get(name)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise self.problem(name, _("expected true or false."))
+        return value
+
+    def texts(self, name: str, items: int, limit: int) -> list[str]:
+        value = self.data.get(name)
+        if value is None:
+            return []
+        if not isinstance(value, list) or len(value) > items or not all(isinstance(v, str) for v in value):
+            raise self.problem(name, _("expected a short list of names."))
+        if any(len(v) > limit for v in value):
+            raise self.problem(name, _("longer than %(limit)s characters.") % {"limit": limit})
+        return [_clean_text(v) for v in value]
+
+    def cost(self, name: str) -> Decimal | None:
+        value = self.data.get(name)
+        if value is None:
+            return None
+        if isinstance(value, str) and len(value) <= 40:
+            try:
+                amount = Decimal(value.strip())
+            except InvalidOperation:
+                raise self.problem(name, _("expected an amount in USD.")) from None
+        elif _is_whole(value) and abs(value) < MAX_COST:
+            amount = Decimal(value)
+        elif isinstance(value, float):
+            amount = Decimal(repr(value))
+        else:
+            raise self.problem(name, _("expected an amount in USD."))
+        if not amount.is_finite() or not 0 <= amount < MAX_COST:
+            raise self.problem(name, _("out of range."))
+        return amount.quantize(Decimal("1e-8"))
+
+    def moment(self, name: str) -> datetime | None:
+        value = self.data.get(name)
+        if value is None:
+            return None
+        try:
+            moment = parse_datetime(value) if isinstance(value, str) and len(value) <= 40 else None
+        except ValueError:  # well formed but impossible, e.g. month 13
+            moment = None
+        if moment is None:
+            raise self.problem(name, _("expected a date and time (ISO 8601)."))
+        if timezone.is_naive(moment):
+            moment = timezone.make_aware(moment, timezone.get_default_timezone())
+        if not 1970 <= moment.year <= 9998:
+            raise self.problem(name, _("out of range."))
+        return moment
+
+    def json_list(self, name: str) -> list:
+        value = self.data.get(name)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise self.problem(name, _("expected a list."))
+        try:
+            return _clean_json(value)
+        except ValueError:
+            raise self.problem(name, _("out of range.")) from None
+
+
+def _clean_json(value: Any) -> Any:
+    """A copy of parsed JSON with every text cleaned (its depth is already bounded)."""
+    if isinstance(value, str):
+        return _clean_text(value)
+    if isinstance(value, list):
+        return [_clean_json(item) for item in value]
+    if isinstance(value, dict):
+        return {_clean_text(key): _clean_json(item) for key, item in value.items()}
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("not a finite number")
+    return value
+
+
+# Our schema -----------------------------------------------------------------------
+
+
+def _read_switchboard(document: dict) -> ImportedConversation:
+    version = document.get("version")
+    if document.get("format") != FORMAT or not _is_whole(version):
+        raise ImportProblem(_("This file is neither a Switchboard nor a NextChat export."))
+    if version > VERSION:
+        raise ImportProblem(
+            _("This export was made by a newer version of Switchboard (format version %(version)s).")
+            % {"version": version if version < 10**6 else "?"}
+        )
+    if version < 1:
+        raise ImportProblem(_("This file is neither a Switchboard nor a NextChat export."))
+    settings = _read_settings(_Fields(document.get("conversation", {}), _("The conversation")))
+    rows = document.get("messages")
+    if not isinstance(rows, list):
+        raise ImportProblem(_("The export has no list of messages."))
+    if len(rows) > MAX_MESSAGES:
+        raise ImportProblem(_("The file holds more than %(limit)s messages.") % {"limit": MAX_MESSAGES})
+    messages = [_read_message(row, number) for number, row in enumerate(rows, start=1)]
+    leaf = document.get("current_leaf")
+    if leaf is not None and not _is_id(leaf):
+        raise ImportProblem(_("“current_leaf” must be the id of a message."))
+    return _assemble(settings, messages, None if leaf is None else str(leaf))
+
+
+def _read_settings(fields: _Fields) -> dict[str, Any]:
+    return {
+        "title": fields.text("title", 200),
+        "model": fields.text("model", 200),
+        "system_prompt": fields.text("system_prompt"),
+        "temperature": fields.number("temperature", 0, 2),
+        "top_p": fields.number("top_p", 0, 1),
+        "max_tokens": fields.whole("max_tokens", 1),
+        "reasoning_effort": fields.choice("reasoning_effort", REASONING_EFFORTS),
+        "provider_order": fields.texts("provider_order", 50, 100),
+        "allow_fallbacks": fields.flag("allow_fallbacks", True),
+        "pinned": fields.flag("pinned", False),
+    }
+
+
+def _is_id(value: Any) -> bool:
+    return _is_whole(value) or (isinstance(value, str) and 0 < len(value) <= MAX_ID_CHARS)
+
+
+def _read_message(row: Any, number: int) -> ImportedMessage:
+    fields = _Fields(row, _("Message %(number)s") % {"number": number})
+    key, parent = fields.data.get("id"), fields.data.get("parent")
+    if not _is_id(key):
+        raise fields.problem("id", _("expected a number or a short text."))
+    if parent is not None and not _is_id(parent):
+        raise fields.problem("parent", _("expected the id of another message, or null."))
+    role = fields.choice("role", ROLES)
+    values: dict[str, Any] = {name: fields.text(name, limit) for name, limit in TEXT_FIELDS.items()}
+    values["status"] = fields.choice("status", Message.Status.values, Message.Status.DONE)
+    values["error_code"] = fields.text("error_code", 30)
+    if values["status"] == Message.Status.STREAMING:
+        # Nothing is writing it any more.
+        values["status"] = Message.Status.INTERRUPTED
+        values["error_code"] = values["error_code"] or "interrupted"
+    values["reasoning_details"] = fields.json_list("reasoning_details")
+    values |= {name: fields.whole(name) for name in TOKEN_FIELDS}
+    values |= {name: fields.number(name, 0, MAX_SECONDS) for name in SECONDS_FIELDS}
+    values["cost"] = fields.cost("cost")
+    values["created_at"] = fields.moment("created_at")
+    return ImportedMessage(str(key), None if parent is None else str(parent), role, values)
+
+
+def _assemble(settings: dict, messages: list[ImportedMessage], leaf: str | None) -> ImportedConversation:
+    """Parents before children; system messages folded into the system prompt."""
+    by_key: dict[str, ImportedMessage] = {}
+    for message in messages:
+        if message.key in by_key:
+            raise ImportProblem(_("Two messages have the id %(id)s.") % {"id": message.key})
+        by_key[message.key] = message
+    for message in messages:
+        if message.parent is not None and message.parent not in by_key:
+            raise ImportProblem(
+                _("A message names %(parent)s as its parent, but no message has that id.") % {"parent": message.parent}
+            )
+    if leaf is not None and leaf not in by_key:
+        raise ImportProblem(_("“current_leaf” names %(id)s, but no message has that id.") % {"id": leaf})
+    ordered = _parents_first(messages, by_key)
+    # A system message leaves the tree: its children hang from its parent.
+    replaced: dict[str, str | None] = {}
+    system = [settings["system_prompt"]] if settings["system_prompt"] else []
+    kept = []
+    for message in ordered:
+        message.parent = replaced.get(message.parent, message.parent)
+        if message.role == "system":
+            replaced[message.key] = message.parent
+            if message.fields["content"]:
+                system.append(message.fields["content"])
+        else:
+            kept.append(message)
+    settings["system_prompt"] = "\n\n".join(system)
+    if leaf is None and messages:
+        leaf = messages[-1].key  # the newest, as far as the file tells
+    if leaf is not None:
+        leaf = replaced.get(leaf, leaf)
+    return ImportedConversation(settings, kept, leaf)
+
+
+def _parents_first(messages: list[ImportedMessage], by_key: dict[str, ImportedMessage]) -> list[ImportedMessage]:
+    """File order, except that a parent always comes before its children; no cycles."""
+    placed: set[str] = set()
+    ordered: list[ImportedMessage] = []
+    for message in messages:
+        chain: list[ImportedMessage] = []
+        seen: set[str] = set()
+        node: ImportedMessage | None = message
+        while node is not None and node.key not in placed:
+            if node.key in seen:
+                raise ImportProblem(_("The messages' parents form a loop."))
+            seen.add(node.key)
+            chain.append(node)
+            node = by_key[node.parent] if node.parent is not None else None
+        for node in reversed(chain):
+            placed.add(node.key)
+            ordered.append(node)
+    return ordered
+
+
+# NextChat -------------------------------------------------------------------------
+
+
+def _nextchat_sessions(document: Any) -> list | None:
+    """The sessions of a NextChat backup or single-session export; None if it is neither."""
+    if not isinstance(document, dict):
+        return None
+    if NEXTCHAT_STORE in document:
+        store = document[NEXTCHAT_STORE]
+        if isinstance(store, str):  # as kept in the browser's localStorage
+            store = _parse_json(store)
+        if isinstance(store, dict) and isinstance(store.get("state"), dict):
+            store = store["state"]
+        sessions = store.get("sessions") if isinstance(store, dict) else None
+        if not isinstance(sessions, list):
+            raise ImportProblem(_("The NextChat backup has no list of sessions."))
+        if len(sessions) > MAX_CONVERSATIONS:
+            raise ImportProblem(_("The file holds more than %(limit)s conversations.") % {"limit": MAX_CONVERSATIONS})
+        lists = [s["messages"] for s in sessions if isinstance(s, dict) and isinstance(s.get("messages"), list)]
+        if sum(map(len, lists)) > MAX_MESSAGES:
+            raise ImportProblem(_("The file holds more than %(limit)s messages.") % {"limit": MAX_MESSAGES})
+        return sessions
+    if isinstance(document.get("messages"), list) and ("topic" in document or "mask" in document):
+        return [document]
+    return None
+
+
+def _lenient(read: Callable[[], Any]) -> Any:
+    """A NextChat setting we can do without: dropped when it does not fit ours."""
+    try:
+        return read()
+    except ImportProblem:
+        return None
+
+
+def _read_nextchat(session: Any, number: int) -> ImportedConversation:
+    fields = _Fields(session, _("Conversation %(number)s") % {"number": number})
+    mask = _Fields(fields.data.get("mask") or {}, _("Conversation %(number)s") % {"number": number})
+    config = _Fields(mask.data.get("modelConfig") or {}, _("Conversation %(number)s") % {"number": number})
+    settings = _read_settings(_Fields({}, ""))
+    settings["title"] = fields.text("topic")[:200]
+    settings["model"] = _nextchat_model(config)
+    for name, read in (
+        ("temperature", lambda: config.number("temperature", 0, 2)),
+        ("top_p", lambda: config.number("top_p", 0, 1)),
+        ("max_tokens", lambda: config.whole("max_tokens", 1)),
+    ):
+        settings[name] = _lenient(read)
+    rows = mask.data.get("context") or []
+    if not isinstance(rows, list):
+        raise mask.problem("context", _("expected a list."))
+    messages = fields.data.get("messages")
+    if not isinstance(messages, list):
+        raise fields.problem("messages", _("expected a list."))
+    rows = rows + messages
+    if len(rows) > MAX_MESSAGES:
+        raise ImportProblem(_("The file holds more than %(limit)s messages.") % {"limit": MAX_MESSAGES})
+    chain: list[ImportedMessage] = []
+    for index, row in enumerate(rows, start=1):
+        where = _("Conversation %(conversation)s, message %(message)s") % {"conversation": number, "message": index}
+        chain.append(_read_nextchat_message(_Fields(row, where), index, chain[-1].key if chain else None))
+    return _assemble(settings, chain, None)
+
+
+def _nextchat_model(config: _Fields) -> str:
+    name = _lenient(lambda: config.text("model", 200)) or ""
+    provider = get_provider(_lenient(lambda: config.text("providerName", 100)) or "")
+    ref = f"{name}@{provider.slug}" if name and provider else name
+    return ref if len(ref) <= 200 else name
+
+
+def _read_nextchat_message(fields: _Fields, index: int, parent: str | None) -> ImportedMessage:
+    role = fields.choice("role", ROLES)
+    content = fields.data.get("content")
+    if isinstance(content, list):  # multimodal: the text parts; images are not kept
+        content = "\n\n".join(_text_part(part, fields) for part in content if _text_part(part, fields))
+    elif content is not None and not isinstance(content, str):
+        raise fields.problem("content", _("expected text or a list of parts."))
+    status = Message.Status.DONE
+    if fields.flag("isError", False):
+        status = Message.Status.ERROR
+    elif fields.flag("streaming", False):
+        status = Message.Status.INTERRUPTED
+    values = {
+        "content": _clean_text(content or ""),
+        "status": status,
+        "error_code": {Message.Status.ERROR: "upstream", Message.Status.INTERRUPTED: "interrupted"}.get(status, ""),
+        "model": (_lenient(lambda: fields.text("model", 200)) or "") if role == "assistant" else "",
+    }
+    return ImportedMessage(str(index), parent, role, values)
+
+
+def _text_part(part: Any, fields: _Fields) -> str:
+    if not isinstance(part, dict):
+        raise fields.problem("content", _("expected text or a list of parts."))
+    if part.get("type") != "text":
+        return ""
+    text = part.get("text")
+    if not isinstance(text, str):
+        raise fields.problem("content", _("expected text or a list of parts."))
+    return _clean_text(text)
+
+
+# Saving --------------------------------------------------------------------------
+
+
+@transaction.atomic
+def save_imports(owner, imported: list[ImportedConversation]) -> list[Conversation]:
+    """New conversations of `owner`, with the trees, versions and current leaves as read."""
+    saved = []
+    for item in imported:
+        conversation = Conversation.objects.create(owner=owner, **item.settings)
+        rows = [
+            Message(conversation=conversation, role=m.role, **{k: v for k, v in m.fields.items() if k != "created_at"})
+            for m in item.messages
+        ]
+        if connection.features.can_return_rows_from_bulk_insert:
+            Message.objects.bulk_create(rows, batch_size=500)
+        else:
+            for row in rows:
+                row.save()
+        by_key = {m.key: row for m, row in zip(item.messages, rows, strict=True)}
+        for message, row in zip(item.messages, rows, strict=True):
+            row.parent = by_key[message.parent] if message.parent is not None else None
+            # created_at is auto_now_add: only an update can restore it.
+            row.created_at = message.fields.get("created_at") or row.created_at
+        _update_rows(rows, ["parent", "created_at"])
+        conversation.current_leaf = by_key.get(item.current_leaf)
+        conversation.save(update_fields=["current_leaf", "updated_at"])
+        # The answers on screen are rendered once now, as a finished generation does.
+        from chatapp.rendering import render_markdown
+
+        answers = [m for m in conversation.branch(rows) if m.role == Message.Role.ASSISTANT and m.is_final]
+        for answer in answers:
+            answer.content_html = render_markdown(answer.content)
+        _update_rows(answers, ["content_html"])
+        saved.append(conversation)
+    return saved
+
+
+def _update_rows(rows: list[Message], names: list[str]) -> None:
+    """Write `names` of saved rows, one prepared UPDATE for all of them.
+
+    bulk_update() builds a CASE expression per row and field, which takes
+    seconds for the thousands of messages a backup can hold.
+    """
+    if not rows:
+        return
+    quote = connection.ops.quote_name
+    fields = [Message._meta.get_field(name) for name in names]
+    assignments = ", ".join(f"{quote(f.column)} = %s" for f in fields)
+    sql = f"UPDATE {quote(Message._meta.db_table)} SET {assignments} WHERE {quote(Message._meta.pk.column)} = %s"
+    params = [[f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields] + [row.pk] for row in rows]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
+
+
+# The import page -----------------------------------------------------------------
+
+
+class ImportForm(forms.Form):
+    file = forms.FileField(
+        label=gettext_lazy("Export file"),
+        help_text=gettext_lazy(
+            "A JSON export from Switchboard, or from NextChat (one chat or a whole backup); at most 5 MB."
+        ),
+        widget=forms.ClearableFileInput(attrs={"accept": ".json,application/json"}),
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def import_conversations(request: HttpRequest) -> HttpResponse:
+    form = ImportForm(request.POST, request.FILES) if request.method == "POST" else ImportForm()
+    if form.is_bound and form.is_valid():
+        upload = form.cleaned_data["file"]
+        try:
+            if upload.size > MAX_IMPORT_BYTES:
+                raise ImportProblem(_("The file is larger than 5 MB."))
+            conversations = save_imports(request.user, read_export(upload.read()))
+        except ImportProblem as problem:
+            form.add_error("file", problem.message)
+        else:
+            count = len(conversations)
+            flash.success(
+                request,
+                ngettext("Imported %(count)s conversation.", "Imported %(count)s conversations.", count)
+                % {"count": count},
+            )
+            return redirect(conversations[0])
+    return render(request, "chatapp/import.html", {"form": form}, status=400 if form.errors else 200)
