@@ -1,0 +1,208 @@
+"""Finding, tidying and tuning conversations (issue: Conversations and usage)."""
+
+import uuid
+
+import pytest
+from django.db import connection
+
+from chatapp.models import Conversation, Message
+from chatapp.upstream import fit_to_context
+from tests.chat_client import open_chat
+from tests.fake_upstream import Stream, openai_text_stream
+
+MODEL = "fake/model@openrouter"
+
+
+def _chat(owner, title="", answer="The answer mentions a zeppelin somewhere in the middle of it.") -> Conversation:
+    chat = Conversation.objects.create(owner=owner, title=title, model=MODEL)
+    question = Message.objects.create(conversation=chat, role="user", content="Tell me something")
+    reply = Message.objects.create(conversation=chat, parent=question, role="assistant", content=answer)
+    chat.current_leaf = reply
+    chat.save()
+    return chat
+
+
+# -- search ---------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_search_finds_a_word_from_the_middle_of_an_answer(alice_client, alice):
+    found = _chat(alice, "Airships")
+    _chat(alice, "Boats", answer="Nothing about flying here.")
+    html = alice_client.get("/c/list/", {"q": "zeppelin"}).content.decode()
+    assert found.get_absolute_url() in html and "Boats" not in html
+    assert connection.vendor in ("sqlite", "postgresql")
+
+
+@pytest.mark.django_db
+def test_search_matches_titles_and_chinese_text(alice_client, alice):
+    _chat(alice, "Quarterly report")
+    _chat(alice, "中文", answer="这是一个关于飞艇的回答。")
+    assert "Quarterly report" in alice_client.get("/c/list/", {"q": "quarterly"}).content.decode()
+    assert "中文" in alice_client.get("/c/list/", {"q": "飞艇"}).content.decode()
+
+
+@pytest.mark.django_db
+def test_search_never_shows_another_users_conversations(alice, bob_client):
+    _chat(alice, "Alice's zeppelin")
+    html = bob_client.get("/c/list/", {"q": "zeppelin"}).content.decode()
+    assert "Alice" not in html and "No conversation matches." in html
+
+
+@pytest.mark.django_db
+def test_the_list_is_paginated_newest_first_with_pinned_on_top(alice_client, alice):
+    chats = [_chat(alice, f"Chat {i:02d}") for i in range(35)]
+    Conversation.objects.filter(pk=chats[0].pk).update(pinned=True)
+    first = alice_client.get("/c/list/", HTTP_HX_REQUEST="true").content.decode()
+    assert first.index("Chat 00") < first.index("Chat 34") < first.index("Chat 33")
+    assert "page=2" in first
+    second = alice_client.get("/c/list/", {"page": 2}, HTTP_HX_REQUEST="true").content.decode()
+    assert "Chat 01" in second and "Chat 34" not in second
+
+
+# -- rename, pin, delete and undo -------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_rename_pin_delete_and_undo(alice_client, alice):
+    chat = _chat(alice, "Old title")
+    alice_client.post(f"/c/{chat.id}/rename/", {"title": "New title"})
+    alice_client.post(f"/c/{chat.id}/pin/")
+    chat.refresh_from_db()
+    assert chat.title == "New title" and chat.pinned
+
+    response = alice_client.post(f"/c/{chat.id}/delete/", HTTP_HX_REQUEST="true")
+    assert "was deleted" in response.content.decode() and "Undo" in response.content.decode()
+    assert alice_client.get(chat.get_absolute_url()).status_code == 404
+    assert "New title" not in alice_client.get("/c/list/").content.decode()
+
+    alice_client.post(f"/c/{chat.id}/restore/")
+    assert alice_client.get(chat.get_absolute_url()).status_code == 200
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("action", ["rename", "pin", "delete", "restore", "settings"])
+def test_another_users_conversation_cannot_be_touched(alice, bob_client, action):
+    chat = _chat(alice, "Alice's")
+    response = bob_client.post(f"/c/{chat.id}/{action}/", {"title": "Mine now"})
+    assert response.status_code == 404
+    chat.refresh_from_db()
+    assert chat.title == "Alice's" and not chat.pinned and chat.deleted_at is None
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["export.md", "export.json"])
+def test_another_users_conversation_cannot_be_exported(alice, bob_client, path):
+    chat = _chat(alice, "Alice's")
+    assert bob_client.get(f"/c/{chat.id}/{path}").status_code == 404
+
+
+# -- per-chat settings -------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_chat_settings_are_saved_and_validated(alice_client, alice, settings):
+    settings.OPENROUTER_API_KEY = "sk-or-test"
+    settings.OPENROUTER_URL = "http://127.0.0.1:9"  # no catalogue: built-ins only
+    chat = _chat(alice, "Tuned")
+    chat.model = "openrouter/auto@openrouter"
+    chat.save()
+    response = alice_client.post(
+        f"/c/{chat.id}/settings/",
+        {"model": "openrouter/auto@openrouter", "system_prompt": "Be brief.", "temperature": "0.3", "top_p": "0.9",
+         "max_tokens": "500", "reasoning_effort": "high", "provider_order": "anthropic, openai", "allow_fallbacks": ""},
+    )
+    assert response.status_code == 302
+    chat.refresh_from_db()
+    assert (chat.system_prompt, chat.temperature, chat.top_p, chat.max_tokens) == ("Be brief.", 0.3, 0.9, 500)
+    assert chat.provider_order == ["anthropic", "openai"] and chat.allow_fallbacks is False
+    bad = alice_client.post(f"/c/{chat.id}/settings/", {"model": "openrouter/auto@openrouter", "temperature": "7"})
+    assert bad.status_code == 200 and "less than or equal to 2" in bad.content.decode()
+
+
+# -- versions and branches ---------------------------------------------------------------
+
+
+@pytest.fixture
+def openrouter(settings, upstream):
+    settings.OPENROUTER_API_KEY = "sk-or-server-key"
+    settings.OPENROUTER_URL = upstream.url
+    return upstream
+
+
+async def _answered(socket, previous: int | None = None) -> int:
+    await socket.until(lambda s: any(m.role == "assistant" and k > (previous or 0) for k, m in s.shown.items()))
+    answer = socket.last_assistant_id()
+    await socket.until_status(answer, "done")
+    return answer
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_after_regenerate_and_edit_the_upstream_gets_exactly_the_branch_on_screen(alice, openrouter):
+    openrouter.enqueue(
+        Stream(openai_text_stream("First answer.")),
+        Stream(openai_text_stream("Second answer.")),
+        Stream(openai_text_stream("Regenerated answer.")),
+        Stream(openai_text_stream("Answer to the edit.")),
+    )
+    chat_id = uuid.uuid4()
+    socket, _ = await open_chat(alice, chat_id)
+    await socket.send(action="send", message="Question one", model=MODEL)
+    first = await _answered(socket)
+    await socket.send(action="send", message="Question two", model=MODEL)
+    second = await _answered(socket, first)
+    await socket.send(action="regenerate", message_id=str(second))
+    regenerated = await _answered(socket, second)
+    assert "2/2" in socket.shown[regenerated].html
+
+    question_two = (await Message.objects.aget(pk=second)).parent_id
+    await socket.send(action="edit", message_id=str(question_two), message="Question two, edited")
+    await _answered(socket, regenerated)
+    await socket.close()
+
+    sent = [m["content"] for m in openrouter.chat_requests[-1].json["messages"] if m["role"] != "system"]
+    assert sent == ["Question one", "First answer.", "Question two, edited"]
+    regenerate_request = [m["content"] for m in openrouter.chat_requests[2].json["messages"]]
+    assert regenerate_request == ["Question one", "First answer.", "Question two"]
+
+
+@pytest.mark.django_db
+def test_flipping_versions_changes_the_branch_on_screen(alice_client, alice):
+    chat = _chat(alice, "Versions", answer="Version A")
+    first = chat.current_leaf
+    chat.regenerate(first, MODEL)
+    Message.objects.filter(pk=chat.current_leaf_id).update(content="Version B", status="done")
+    html = alice_client.get(chat.get_absolute_url()).content.decode()
+    assert "Version B" in html and "Version A" not in html and "2/2" in html
+
+    response = alice_client.post(f"/c/{chat.id}/versions/{first.id}/", HTTP_HX_REQUEST="true")
+    assert "Version A" in response.content.decode() and "1/2" in response.content.decode()
+    assert "Version A" in alice_client.get(chat.get_absolute_url()).content.decode()
+
+
+# -- context window ---------------------------------------------------------------------
+
+
+def _messages(*lengths: int) -> list[Message]:
+    roles = ["user", "assistant"]
+    return [Message(id=i + 1, role=roles[i % 2], content="x" * n) for i, n in enumerate(lengths)]
+
+
+def test_history_that_fits_is_sent_whole():
+    assert fit_to_context(_messages(100, 100, 100), "", context_length=8000, max_tokens=1000) == 0
+
+
+def test_the_oldest_turns_go_first_and_the_question_stays():
+    path = _messages(14000, 14000, 14000, 14000, 100)  # about 4,000 tokens each
+    cut = fit_to_context(path, "Be brief.", context_length=8000, max_tokens=1000)
+    assert path[cut].role == "user"
+    assert cut == 4  # only the last question fits
+    assert fit_to_context(path, "", context_length=None, max_tokens=None) == 0
+
+
+@pytest.mark.django_db
+def test_a_cut_history_is_marked_on_the_page(alice_client, alice):
+    chat = _chat(alice, "Long")
+    Message.objects.filter(pk=chat.current_leaf_id).update(context_start_id=chat.current_leaf.parent_id)
+    html = alice_client.get(chat.get_absolute_url()).content.decode()
+    assert "Earlier messages were left out here" in html
