@@ -39,4 +39,4 @@ bench: install-dev compilemessages
 
 messages: $(VENV)/.installed
 	$(PY) manage.py makemessages -l zh_Hans -l da --ignore '.venv/*' --ignore 'tests/*' --ignore 'bench/*' --no-obsolete
-	$(PY) manage.py makemessages -d djangojs -l zh_Hans -l da --ignore '.venv/*' --ignore 'staticfiles/*' --no-obsolete
+	$(PY) manage.py makemessages -d djangojs -l zh_Hans -l da --ignore '.venv/*' --ignore 'staticfiles/*' --ignore 'tests/*' --ignore 'bench/*' --no-obsolete

@@ -17,7 +17,7 @@ from django.utils import translation
 from django.utils.html import escape
 from django.utils.translation import gettext_lazy as _
 
-from chatapp import generation
+from chatapp import exchanges, generation
 from chatapp.languages import language_for_scope
 from chatapp.models import Conversation, Message
 
@@ -79,31 +79,30 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if len(text) > MAX_MESSAGE_CHARS:
             await self._send_notice(_("The message is too long."))
             return
-        started = await _start_exchange(self.user, self.conversation_id, text, str(action.get("model", "")))
-        await self._after_start(started, new_messages=True)
+        await self._start(exchanges.start_exchange, text, str(action.get("model", "")), new_messages=True)
 
     async def _on_regenerate(self, action: dict) -> None:
-        started = await _start_regeneration(self.user, self.conversation_id, _as_int(action.get("message_id")))
-        await self._after_start(started, new_messages=False)
+        await self._start(exchanges.start_regeneration, _as_int(action.get("message_id")))
 
     async def _on_edit(self, action: dict) -> None:
         text = str(action.get("message", "")).strip()
         if not text or len(text) > MAX_MESSAGE_CHARS:
             await self._send_notice(_("The message is too long.") if text else _("The message is empty."))
             return
-        started = await _start_edit(self.user, self.conversation_id, _as_int(action.get("message_id")), text)
-        await self._after_start(started, new_messages=False)
+        await self._start(exchanges.start_edit, _as_int(action.get("message_id")), text)
 
     async def _on_stop(self, action: dict) -> None:
         await self.channel_layer.group_send(
             generation.control_group(self.conversation_id), {"type": "generation.stop", "message_id": None}
         )
 
-    async def _after_start(self, started: "_Started | str", new_messages: bool) -> None:
-        if not isinstance(started, tuple):
-            await self._send_notice(started)
+    async def _start(self, start, *args, new_messages: bool = False) -> None:
+        """Start an answer (exchanges.start_*), show it, and let the generation run."""
+        try:
+            conversation, answer = await database_sync_to_async(start)(self.user, self.conversation_id, *args)
+        except exchanges.Refused as refused:
+            await self._send_notice(refused.reason)
             return
-        conversation, answer = started
         self.shown[answer.id] = (0, 0)
         branch = await database_sync_to_async(conversation.branch_with_versions)()
         await self._send_html(
@@ -218,9 +217,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self._send_html(self._render("chatapp/_notice.html", {"text": text}))
 
 
-_Started = tuple[Conversation, Message]
-
-
 def _unseen(offset: int, text: str, shown: int) -> str:
     """The part of `text` (which starts at `offset`) past what was shown."""
     if offset + len(text) <= shown:
@@ -274,68 +270,4 @@ def _branch_with_snapshot(conversation_id: uuid.UUID, frame: dict) -> tuple[Conv
             message.content, message.reasoning = frame["content"], frame["reasoning"]
             message.reasoning_duration = frame["reasoning_seconds"]
     return conversation, branch
-
-
-def _busy(conversation: Conversation) -> bool:
-    return conversation.messages.filter(status=Message.Status.STREAMING).exists()
-
-
-@database_sync_to_async
-def _start_exchange(user, conversation_id: uuid.UUID, text: str, model: str) -> "_Started | str":
-    from django.db import transaction
-
-    with transaction.atomic():
-        conversation, _created = Conversation.objects.select_for_update().get_or_create(
-            id=conversation_id, defaults={"owner": user, "model": model}
-        )
-        if conversation.owner_id != user.id:
-            return _("This conversation was not found.")
-        if _busy(conversation):
-            return _("An answer is still being written. Stop it or wait for it to finish.")
-        model = model or conversation.model or _default_model_ref(user)
-        parent = conversation.current_leaf
-        _question, answer = conversation.add_exchange(text, parent, model)
-        return conversation, answer
-
-
-@database_sync_to_async
-def _start_regeneration(user, conversation_id: uuid.UUID, message_id: int | None) -> "_Started | str":
-    from django.db import transaction
-
-    with transaction.atomic():
-        conversation = Conversation.objects.select_for_update().filter(id=conversation_id, owner=user).first()
-        if conversation is None:
-            return _("This conversation was not found.")
-        if _busy(conversation):
-            return _("An answer is still being written. Stop it or wait for it to finish.")
-        answer = conversation.messages.filter(
-            pk=message_id or conversation.current_leaf_id, role=Message.Role.ASSISTANT
-        ).first()
-        if answer is None or answer.parent is None:
-            return _("There is no answer to regenerate.")
-        return conversation, conversation.regenerate(answer, conversation.model or answer.model)
-
-
-@database_sync_to_async
-def _start_edit(user, conversation_id: uuid.UUID, message_id: int | None, text: str) -> "_Started | str":
-    from django.db import transaction
-
-    with transaction.atomic():
-        conversation = Conversation.objects.select_for_update().filter(id=conversation_id, owner=user).first()
-        if conversation is None:
-            return _("This conversation was not found.")
-        if _busy(conversation):
-            return _("An answer is still being written. Stop it or wait for it to finish.")
-        question = conversation.messages.filter(pk=message_id, role=Message.Role.USER).first()
-        if question is None:
-            return _("That message was not found.")
-        _question, answer = conversation.edit(question, text, conversation.model)
-        return conversation, answer
-
-
-def _default_model_ref(user) -> str:
-    from chatapp.picker import default_model_ref
-    from providers.credentials import reachable_providers
-
-    return default_model_ref(user, reachable_providers(user))
 

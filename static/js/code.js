@@ -4,9 +4,8 @@
   "use strict";
   var RESET_AFTER_MS = 1500;
 
-  function t(text) {
-    return typeof gettext === "function" ? gettext(text) : text;
-  }
+  // gettext comes from Django's JavaScript catalogue (/jsi18n/), loaded
+  // before this file; literal calls are what makemessages extracts.
 
   // navigator.clipboard needs a secure context (HTTPS or localhost); a plain
   // HTTP deployment falls back to selecting the text and execCommand.
@@ -51,7 +50,7 @@
       if (!button.dataset.label) {
         button.dataset.label = button.textContent;
       }
-      button.textContent = t("Copied");
+      button.textContent = gettext("Copied");
       button.classList.add("copied");
       window.clearTimeout(Number(button.dataset.resetTimer));
       button.dataset.resetTimer = String(window.setTimeout(function () {
@@ -68,7 +67,7 @@
   function label(root) {
     var buttons = (root || document).querySelectorAll("[data-copy-code]:empty");
     for (var i = 0; i < buttons.length; i++) {
-      buttons[i].textContent = t("Copy");
+      buttons[i].textContent = gettext("Copy");
     }
   }
   document.addEventListener("DOMContentLoaded", function () { label(document); });

@@ -1,0 +1,77 @@
+"""Starting an answer: a new question, a regeneration or an edit.
+
+Each runs in one transaction with the conversation row locked, so two tabs
+cannot start two answers in one conversation at once.
+"""
+
+import uuid
+from contextlib import contextmanager
+
+from django.db import transaction
+from django.utils.translation import gettext_lazy as _
+
+from chatapp.models import Conversation, Message
+
+MAX_MODEL_REF = 200
+
+
+class Refused(Exception):
+    """Why an answer was not started, for the reader."""
+
+    def __init__(self, reason) -> None:
+        super().__init__(str(reason))
+        self.reason = reason
+
+
+Started = tuple[Conversation, Message]
+
+
+@contextmanager
+def _locked(user, conversation_id: uuid.UUID, create_with_model: str | None = None):
+    with transaction.atomic():
+        if create_with_model is None:
+            conversation = Conversation.objects.select_for_update().filter(id=conversation_id).first()
+        else:
+            conversation, _created = Conversation.objects.select_for_update().get_or_create(
+                id=conversation_id, defaults={"owner": user, "model": create_with_model}
+            )
+        if conversation is None or conversation.owner_id != user.id or conversation.deleted_at is not None:
+            raise Refused(_("This conversation was not found."))
+        if conversation.messages.filter(status=Message.Status.STREAMING).exists():
+            raise Refused(_("An answer is still being written. Stop it or wait for it to finish."))
+        yield conversation
+
+
+def start_exchange(user, conversation_id: uuid.UUID, text: str, model: str) -> Started:
+    if len(model) > MAX_MODEL_REF:
+        raise Refused(_("This model is not available on this server."))
+    with _locked(user, conversation_id, create_with_model=model) as conversation:
+        model = model or conversation.model or _default_model_ref(user)
+        _question, answer = conversation.add_exchange(text, conversation.current_leaf, model)
+        return conversation, answer
+
+
+def start_regeneration(user, conversation_id: uuid.UUID, message_id: int | None) -> Started:
+    with _locked(user, conversation_id) as conversation:
+        answer = conversation.messages.filter(
+            pk=message_id or conversation.current_leaf_id, role=Message.Role.ASSISTANT
+        ).first()
+        if answer is None or answer.parent is None:
+            raise Refused(_("There is no answer to regenerate."))
+        return conversation, conversation.regenerate(answer, conversation.model or answer.model)
+
+
+def start_edit(user, conversation_id: uuid.UUID, message_id: int | None, text: str) -> Started:
+    with _locked(user, conversation_id) as conversation:
+        question = conversation.messages.filter(pk=message_id, role=Message.Role.USER).first()
+        if question is None:
+            raise Refused(_("That message was not found."))
+        _question, answer = conversation.edit(question, text, conversation.model)
+        return conversation, answer
+
+
+def _default_model_ref(user) -> str:
+    from chatapp.picker import default_model_ref
+    from providers.credentials import reachable_providers
+
+    return default_model_ref(user, reachable_providers(user))
