@@ -24,7 +24,6 @@ from chatapp.models import Conversation, Message
 logger = logging.getLogger(__name__)
 
 MAX_FRAME_BYTES = 256 * 1024
-MAX_MESSAGE_CHARS = 100_000
 SYNC_TIMEOUT = 3.0
 
 
@@ -76,7 +75,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         text = str(action.get("message", "")).strip()
         if not text:
             return
-        if len(text) > MAX_MESSAGE_CHARS:
+        if len(text) > exchanges.MAX_MESSAGE_CHARS:
             await self._send_notice(_("The message is too long."))
             return
         await self._start(exchanges.start_exchange, text, str(action.get("model", "")), new_messages=True)
@@ -86,7 +85,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def _on_edit(self, action: dict) -> None:
         text = str(action.get("message", "")).strip()
-        if not text or len(text) > MAX_MESSAGE_CHARS:
+        if not text or len(text) > exchanges.MAX_MESSAGE_CHARS:
             await self._send_notice(_("The message is too long.") if text else _("The message is empty."))
             return
         await self._start(exchanges.start_edit, _as_int(action.get("message_id")), text)

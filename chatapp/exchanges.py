@@ -13,6 +13,7 @@ from django.utils.translation import gettext_lazy as _
 from chatapp.models import Conversation, Message
 
 MAX_MODEL_REF = 200
+MAX_MESSAGE_CHARS = 100_000
 
 
 class Refused(Exception):

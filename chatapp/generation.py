@@ -14,6 +14,7 @@ the live deltas without losing or doubling a character.
 """
 
 import asyncio
+import contextvars
 import logging
 import time
 from dataclasses import dataclass, field
@@ -92,7 +93,13 @@ class Generation:
     def start(self) -> asyncio.Task:
         cache.set(heartbeat_key(self.message.id), 1, HEARTBEAT_TTL)
         _running[self.message.id] = self
-        self.task = asyncio.get_running_loop().create_task(self.run(), name=f"generation-{self.message.id}")
+        # A fresh context: the request or socket that started the generation
+        # ends long before it, and with it the thread-sensitive executor its
+        # context holds; database calls made from an inherited context would
+        # wait on that dead executor forever.
+        self.task = asyncio.get_running_loop().create_task(
+            self.run(), name=f"generation-{self.message.id}", context=contextvars.Context()
+        )
         return self.task
 
     async def run(self) -> None:

@@ -11,6 +11,7 @@ chat_patterns = [
     path("c/new/", views.new_chat, name="new"),
     path("c/list/", views.conversation_list, name="list"),
     path("c/<uuid:conversation_id>/", views.conversation, name="conversation"),
+    path("c/<uuid:conversation_id>/send/", views.send, name="send"),
     path("c/<uuid:conversation_id>/rename/", views.rename, name="rename"),
     path("c/<uuid:conversation_id>/delete/", views.delete, name="delete"),
     path("c/<uuid:conversation_id>/restore/", views.restore, name="restore"),

@@ -1,14 +1,17 @@
 import uuid
 from datetime import timedelta
 
+from asgiref.sync import sync_to_async
+from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from chatapp import exchanges
 from chatapp.forms import ConversationSettingsForm, RenameForm
-from chatapp.generation import interrupt_orphans
+from chatapp.generation import Generation, interrupt_orphans
 from chatapp.models import Conversation, Message
 from chatapp.picker import default_model_ref, picker_groups
 from providers.credentials import reachable_providers
@@ -45,6 +48,8 @@ def _render_chat(request: HttpRequest, conversation: Conversation | None) -> Htt
         "providers_configured": bool(providers),
         "model_groups": picker_groups(providers, table),
         "selected_model": selected,
+        # Without JavaScript the page refreshes itself while an answer streams.
+        "streaming": any(m.status == Message.Status.STREAMING for m in branch),
     }
     return render(request, "chatapp/chat.html", context)
 
@@ -62,6 +67,30 @@ def new_chat(request: HttpRequest) -> HttpResponse:
 
 def conversation(request: HttpRequest, conversation_id) -> HttpResponse:
     return _render_chat(request, _get_conversation_for_user(request, conversation_id))
+
+
+@require_POST
+async def send(request: HttpRequest, conversation_id) -> HttpResponse:
+    """The composer without JavaScript: start the answer, then show the page.
+
+    With JavaScript the same form goes over the WebSocket instead. The
+    generation runs on in this process's event loop after the redirect.
+    """
+    user = await request.auser()
+    text = request.POST.get("message", "").strip()
+    if not text:
+        return redirect("chat:conversation", conversation_id)
+    try:
+        conversation, answer = await sync_to_async(exchanges.start_exchange)(
+            user, conversation_id, text[: exchanges.MAX_MESSAGE_CHARS], request.POST.get("model", "")
+        )
+    except exchanges.Refused as refused:
+        await sync_to_async(messages.error)(request, refused.reason)
+        if await Conversation.objects.of(user).filter(id=conversation_id).aexists():
+            return redirect("chat:conversation", conversation_id)
+        return redirect("chat:new")
+    Generation(answer, conversation).start()
+    return redirect(conversation)
 
 
 @require_GET

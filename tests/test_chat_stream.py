@@ -295,3 +295,29 @@ async def test_streamed_saved_and_reloaded_text_are_identical(alice, openrouter,
     assert parts_of("<article" + article)["content"].strip() == socket.shown[answer_id].content
     await socket.close()
 
+
+
+async def test_the_composer_works_without_javascript(alice, openrouter, async_client):
+    openrouter.enqueue(Stream(openai_text_stream("Answered without a socket."), delay=0.01))
+    await async_client.aforce_login(alice)
+    chat_id = uuid.uuid4()
+    response = await async_client.post(f"/c/{chat_id}/send/", {"message": "No JS here", "model": MODEL})
+    assert response.status_code == 302 and response.url == f"/c/{chat_id}/"
+    page = (await async_client.get(response.url)).content.decode()
+    assert "No JS here" in page
+    for _ in range(100):
+        answers = [m for m in await _messages(chat_id) if m.role == "assistant"]
+        if answers[0].status == "done":
+            break
+        await asyncio.sleep(0.05)
+    assert answers[0].content == "Answered without a socket.", (answers[0].status, answers[0].error_code, answers[0].error)
+    assert "Answered without a socket." in (await async_client.get(response.url)).content.decode()
+
+
+async def test_sending_into_another_users_conversation_is_refused(alice, bob, openrouter, async_client):
+    chat = await Conversation.objects.acreate(owner=alice, title="Alice's")
+    await async_client.aforce_login(bob)
+    response = await async_client.post(f"/c/{chat.id}/send/", {"message": "Hijack", "model": MODEL})
+    assert response.status_code == 302
+    assert not await Message.objects.filter(conversation=chat).aexists()
+    assert openrouter.chat_requests == []
