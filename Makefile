@@ -24,12 +24,12 @@ install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
 compilemessages: $(VENV)/.installed
-	$(PY) manage.py compilemessages --ignore '.venv' -v 0
+	$(PY) manage.py compilemessages --ignore '.venv' --ignore 'bench/.peer-venv' -v 0
 
 run: install compilemessages
 	$(PY) manage.py migrate --no-input -v 0
 	$(PY) manage.py collectstatic --no-input -v 0
-	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) chatapp.asgi:application
+	$(VENV)/bin/daphne -e tcp:port=$(PORT):interface=$(HOST):backlog=1024 chatapp.asgi:application
 
 test: install-dev compilemessages
 	$(PY) -m pytest $(PYTEST_ARGS)

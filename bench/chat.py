@@ -19,8 +19,10 @@ import websockets
 from bench.load import percentile
 from bench.upstream import TOKEN
 
-_APPEND = re.compile(r'<div hx-swap-oob="beforeend:#m-(\d+)-content">(.*?)</div>', re.S)
-_ANSWER = re.compile(r'<article id="m-(\d+)"[^>]*data-role="assistant" data-status="streaming"')
+_APPEND = re.compile(r'<div hx-swap-oob="beforeend:#m-(\d+)-content">(.*?)</div>', re.DOTALL)
+_ARTICLE = re.compile(r'<article id="m-(\d+)"([^>]*)>')
+_STATUS = re.compile(r'data-status="(\w+)"')
+_TOKEN = re.compile(TOKEN.pattern.decode())
 _FINAL_STATUSES = ("done", "error", "stopped", "interrupted")
 # In the final render the last token has lost its trailing space to the Markdown.
 _RENDERED_TOKEN = re.compile(r"t(\d{4})@\d+\.\d+")
@@ -76,16 +78,18 @@ async def _converse(socket, tokens: int, delay: float, model: str) -> Conversati
             while True:
                 frame = await socket.recv()
                 received = time.time()
-                if answer_id is None and (found := _ANSWER.search(frame)):
-                    answer_id = found[1]
+                articles = {m[1]: m[2] for m in _ARTICLE.finditer(frame)}
+                if answer_id is None:
+                    answer_id = next((i for i, attributes in articles.items() if 'data-role="assistant"' in attributes
+                                      and 'data-status="streaming"' in attributes), None)  # fmt: skip
                 if answer_id is None:
                     if 'id="chat-notice"' in frame:
                         result.error = re.sub(r"<[^>]+>", " ", frame).strip()[:200]
                         return result
                     continue
-                final = re.search(rf'<article id="m-{answer_id}"[^>]*data-status="(\w+)"', frame)
-                if final and final[1] in _FINAL_STATUSES:
-                    result.status = final[1]
+                status = _STATUS.search(articles.get(answer_id, ""))
+                if status and status[1] in _FINAL_STATUSES:
+                    result.status = status[1]
                     result.final = {int(m[1]) for m in _RENDERED_TOKEN.finditer(frame)}
                     break
                 pieces = [m[2] for m in _APPEND.finditer(frame) if m[1] == answer_id]
@@ -94,7 +98,7 @@ async def _converse(socket, tokens: int, delay: float, model: str) -> Conversati
                 result.frames.append(received)
                 text += "".join(pieces)
                 end = 0
-                for match in TOKEN.finditer(text.encode()):
+                for match in _TOKEN.finditer(text):
                     result.streamed.add(int(match[1]))
                     result.delays.append(received - float(match[2]))
                     end = match.end()

@@ -44,9 +44,11 @@ def answer(number: int) -> str:
     language = list(_CODE)[number % len(_CODE)]
     parts = [
         f"## Step {number}\n",
-        f"Here is **one way** to do it, with `{language}` and a *short* explanation. "
-        "See [the docs](https://docs.python.org/3/) for the details; the idea is to keep the state small "
-        "and make every step easy to test on its own.\n",
+        (
+            f"Here is **one way** to do it, with `{language}` and a *short* explanation. "
+            "See [the docs](https://docs.python.org/3/) for the details; the idea is to keep the state small "
+            "and make every step easy to test on its own.\n"
+        ),
         "1. Read the input once.\n2. Keep only what the next step needs.\n3. Write the result, then check it.\n",
         f"```{language}\n{_CODE[language]}\n```\n",
     ]

@@ -8,6 +8,7 @@ that never becomes healthy) is reported and the bench carries on.
 """
 
 import os
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -23,6 +24,8 @@ PEER_VENV = Path(__file__).resolve().parent / ".peer-venv"
 PEERS = ("litellm",)
 INSTALL_TIMEOUT = 1200  # seconds: LiteLLM's proxy pulls in a few hundred MB
 START_TIMEOUT = 180  # seconds: it imports a lot before it listens
+# LiteLLM refuses to start without a master key; clients then send it as their token.
+MASTER_KEY = "sk-bench-" + secrets.token_hex(16)
 
 CONFIG = """\
 model_list:
@@ -78,7 +81,8 @@ class LiteLLMProxy:
         config.write_text(CONFIG.format(model=MODEL, upstream=upstream_url))
         env = {k: v for k, v in os.environ.items() if not k.endswith(("_API_KEY", "_URL"))}
         # Offline and quiet: the bundled price list instead of fetching one, no telemetry, few logs.
-        env.update(LITELLM_LOCAL_MODEL_COST_MAP="True", LITELLM_TELEMETRY="False", LITELLM_LOG="ERROR")
+        env.update(LITELLM_LOCAL_MODEL_COST_MAP="True", LITELLM_TELEMETRY="False", LITELLM_LOG="ERROR",
+                   LITELLM_MASTER_KEY=MASTER_KEY)  # fmt: skip
         log = (self.workdir / "litellm.log").open("wb")
         self.process = subprocess.Popen(
             [str(self.executable), "--config", str(config), "--host", "127.0.0.1", "--port", str(self.port),
@@ -100,7 +104,7 @@ class LiteLLMProxy:
 
     def target(self) -> Target:
         return Target(self.name, f"http://127.0.0.1:{self.port}/v1/chat/completions",
-                      {"Authorization": "Bearer sk-bench"})  # fmt: skip
+                      {"Authorization": f"Bearer {MASTER_KEY}"})  # fmt: skip
 
     def log_tail(self) -> str:
         log = self.workdir / "litellm.log"

@@ -14,8 +14,14 @@ import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Self
 
 RATE = 200  # samples per second: enough for a few seconds of load, light on the target
+IDLE = {"EpollSelector.select (selectors.py)", "_worker (concurrent/futures/thread.py)"}
+# Frames under everything (process and thread entry, the event loop, thread hand-offs): left out of `total`.
+PLUMBING = ("<frozen runpy>", "threading.py", "asyncio/base_events.py", "asyncio/events.py", "concurrent/futures/",
+            "daphne/cli.py", "daphne/server.py", "daphne/__main__.py", "twisted/internet/asyncioreactor.py",
+            "asgiref/sync.py", "asgiref/current_thread_executor.py", "contextvars")  # fmt: skip
 
 
 def py_spy() -> str | None:
@@ -30,7 +36,7 @@ class Profile:
         self.process: subprocess.Popen | None = None
         self.error = ""
 
-    def __enter__(self) -> "Profile":
+    def __enter__(self) -> Self:
         executable = py_spy()
         if executable is None:
             self.error = "py-spy is not installed"
@@ -58,12 +64,17 @@ class Profile:
             self.error = (err or b"").decode(errors="replace").strip()[-300:] or "py-spy wrote nothing"
 
     def summary(self, count: int = 12) -> dict:
-        """The functions with the most samples: by `self` time (on top of the stack) and by
-        `total` time (anywhere in it, leaving out the frames that are in nearly every sample:
-        the event loop, the thread's entry point)."""
+        """The functions with the most samples.
+
+        `self`: on top of the stack; `total`: anywhere in it, leaving out the
+        plumbing every sample goes through (process and thread entry, the event
+        loop, asgiref's thread hand-offs). Samples of a thread waiting for work (an idle executor thread,
+        the event loop in its selector) are counted apart as `idle`: py-spy
+        cannot always tell them from work.
+        """
         own: Counter[str] = Counter()
         inside: Counter[str] = Counter()
-        samples = 0
+        samples = idle = 0
         if self.output.exists():
             for line in self.output.read_text(errors="replace").splitlines():
                 stack, _, number = line.rpartition(" ")
@@ -72,15 +83,18 @@ class Profile:
                 n = int(number)
                 frames = [_function(f) for f in stack.split(";")]
                 samples += n
+                if frames[-1] in IDLE:
+                    idle += n
+                    continue
                 own[frames[-1]] += n
                 for function in set(frames):
                     inside[function] += n
         if not samples:
             return {"samples": 0, "error": self.error or "no samples"}
-        everywhere = {f for f, n in inside.items() if n >= samples * 0.97}
-        by_total = [f for f, _n in inside.most_common() if f not in everywhere][:count]
+        by_total = [f for f, _n in inside.most_common() if not any(p in f for p in PLUMBING)][:count]
         return {
             "samples": samples,
+            "idle": round(idle / samples, 3),
             "self": [{"function": f, "share": round(n / samples, 3)} for f, n in own.most_common(count)],
             "total": [{"function": f, "share": round(inside[f] / samples, 3)} for f in by_total],
         }

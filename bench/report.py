@@ -197,6 +197,19 @@ def table(result: dict) -> str:
         ["page size", f"{format_value((page.get('bytes') or 0) / 1024)} KB"],
         ["SQL queries (long / short page)", f"{page.get('queries', '-')} / {page.get('queries_short', '-')}"],
     ]))  # fmt: skip
+    resources = result.get("resources", {})
+    if resources:
+        parts.append(_table(["CPU (1.0 = one core busy)", "seconds", "serving process", "load generator",
+                             "listen overflows"], [
+            [name, f"{r['seconds']:.1f}", format_value(r["server_cpu"]), format_value(r["load_cpu"]),
+             format_value(r["listen_overflows"])]
+            for name, r in resources.items()
+        ]))  # fmt: skip
+    for name, profile in result.get("profiles", {}).items():
+        rows = [[p["function"], f"{p['share']:.1%}"] for p in profile.get("self", [])[:8]]
+        if rows:
+            title = f"py-spy {name}: {profile['samples']} samples, {profile['idle']:.0%} idle; on top of the stack"
+            parts.append(_table([title, "share"], rows))
     parts.append(_table(["targets", "value", "target", ""], [
         [j["label"], format_value(j["value"]), j["target"], _met(j["met"])] for j in result["judged"]
     ]))  # fmt: skip

@@ -25,6 +25,7 @@ import httpx
 from bench import chat, load, report
 from bench.load import Target, percentile
 from bench.profiler import Profile
+from bench.resources import Resources
 from bench.upstream import MODEL, UpstreamProcess
 from tests.live_server import ROOT, AppServer, base_env, free_port, manage, prepared_database
 
@@ -50,21 +51,27 @@ class Scale:
     idle_sockets: int = 500
     page_messages: int = 1000
     page_requests: int = 20
+    isolated: bool = True  # a fresh Daphne for the chat and for the page
+    settle: float = 1.0  # seconds for the server's memory to settle around the idle sockets
 
     @classmethod
     def tiny(cls) -> "Scale":
-        return cls(streams=3, tokens=5, delay=0.01, rounds=1, saturation_streams=2, saturation_tokens=5,
-                   saturation_seconds=0.3, saturation_rounds=1, conversations=3, chat_tokens=5, chat_rounds=1,
-                   idle_sockets=3, page_messages=20, page_requests=2)  # fmt: skip
+        return cls(streams=3, tokens=5, delay=0.02, rounds=1, saturation_streams=2, saturation_tokens=5,
+                   saturation_seconds=0.3, saturation_rounds=1, conversations=3, chat_tokens=10, chat_rounds=1,
+                   idle_sockets=3, page_messages=20, page_requests=2, isolated=False, settle=0.1)  # fmt: skip
 
 
 class Bench:
-    def __init__(self, scale: Scale, profile_dir: Path | None = None, say=print) -> None:
+    def __init__(self, scale: Scale, profile_dir: Path | None = None, say=None) -> None:
         self.scale = scale
         self.profile_dir = profile_dir
-        self.say = say
+        self.say = say or self._say
+        self._began = time.monotonic()
         self.figures: dict = {}
         self.profiles: dict = {}
+        self.resources: dict[str, list[dict]] = {}
+        self.upstream_pid = 0
+        self.servers: list[AppServer] = []
         self.peers: dict = {}
         self.workdir = Path(tempfile.mkdtemp(prefix="switchboard-bench-"))
 
@@ -84,37 +91,39 @@ class Bench:
         started = report.now()
         machine = report.machine()
         upstream = UpstreamProcess().start()
-        server = None
+        assert upstream.process is not None
+        self.upstream_pid = upstream.process.pid
         try:
             env = self.app_env(upstream.url)
             self.say("preparing the database and starting Daphne...")
             prepared_database(env)
             token = manage(env, "create_api_token", "alice", "--name", "bench").strip()
-            server = AppServer(env).start(timeout=60)
             direct = Target("direct", f"{upstream.url}/v1/chat/completions")
+            server, pid = self.fresh_server(env)
             proxy = Target("switchboard", f"{server.url}/api/openrouter/v1/chat/completions",
                            {"Authorization": f"Bearer {token}"})  # fmt: skip
+            self.scenario("a. proxy API, realistic load", ("direct", "proxy"),
+                          lambda: asyncio.run(self.realistic(direct, proxy, pid)))
+            self.scenario("b. proxy API, saturation", ("saturation",),
+                          lambda: (asyncio.run(self.saturation(direct, proxy, pid)),))
+            # The chat and the page get a server of their own, so that their
+            # figures do not depend on what the proxy scenarios left behind.
+            if self.scale.isolated:
+                server, pid = self.fresh_server(env)
             browser = chat.Browser(server.port, server.signed_in_cookies())
-            assert server.process is not None
-            pid = server.process.pid
-
-            self.say("a. proxy API, realistic load...")
-            self.figures["direct"], self.figures["proxy"] = asyncio.run(self.realistic(direct, proxy, pid))
-            self.say("b. proxy API, saturation...")
-            self.figures["saturation"] = asyncio.run(self.saturation(direct, proxy, pid))
-            self.say("c. chat over WebSocket...")
-            self.figures["chat"] = asyncio.run(self.chat(browser, pid))
-            self.figures["memory"] = asyncio.run(
-                chat.memory_per_socket(browser, pid, self.scale.idle_sockets)
-            )
-            self.say("d. a long conversation page...")
-            self.figures["page"] = self.page(env, server, browser.cookies, pid)
+            self.scenario("c. chat over WebSocket", ("chat",), lambda: (asyncio.run(self.chat(browser, pid)),))
+            self.scenario("c. memory per idle socket", ("memory",),
+                          lambda: (asyncio.run(chat.memory_per_socket(browser, pid, self.scale.idle_sockets,
+                                                                      self.scale.settle)),))  # fmt: skip
+            if self.scale.isolated:
+                server, pid = self.fresh_server(env)
+            self.scenario("d. a long conversation page", ("page",),
+                          lambda: (self.page(env, server, browser.cookies, pid),))
+            self.retire_servers()
             if peer:
                 self.peers[peer] = self.peer(peer, direct, upstream.url)
         finally:
-            if server is not None:
-                server.stop()
-                self._keep_log(server)
+            self.retire_servers()
             upstream.stop()
         result = {
             "issue": "Benchmarks",
@@ -128,9 +137,38 @@ class Bench:
         }
         if self.peers:
             result["peers"] = self.peers
+        result["resources"] = {name: _combined(rounds) for name, rounds in self.resources.items()}
         if self.profiles:
             result["profiles"] = self.profiles
         return result
+
+    def _say(self, text: str) -> None:
+        print(f"[{time.monotonic() - self._began:5.1f} s] {text}", flush=True)
+
+    def fresh_server(self, env: dict[str, str]) -> tuple[AppServer, int]:
+        """Stop the running Daphne, if any, and start a new one on the same database."""
+        self.retire_servers()
+        server = AppServer(env).start(timeout=60)
+        self.servers.append(server)
+        assert server.process is not None
+        return server, server.process.pid
+
+    def retire_servers(self) -> None:
+        while self.servers:
+            server = self.servers.pop()
+            server.stop()
+            self._keep_log(server)
+
+    def scenario(self, title: str, keys: tuple[str, ...], work) -> None:
+        """Run one scenario; a failure is recorded with its figures and the next one still runs."""
+        self.say(f"{title}...")
+        try:
+            for key, figures in zip(keys, work(), strict=True):
+                self.figures[key] = figures
+        except Exception as exc:  # noqa: BLE001 - a broken scenario must not cost the others their figures
+            self.say(f"  failed: {type(exc).__name__}: {exc}")
+            for key in keys:
+                self.figures[key] = {"error": f"{type(exc).__name__}: {exc}"[:2000]}
 
     def _keep_log(self, server: AppServer) -> None:
         """The server's log, when it said anything worth reading, is kept beside the profiles."""
@@ -139,10 +177,11 @@ class Bench:
         text = server.log.read_text(errors="replace")
         if self.profile_dir is not None and text.strip():
             self.profile_dir.mkdir(parents=True, exist_ok=True)
-            (self.profile_dir / "daphne.log").write_text(text)
+            with (self.profile_dir / "daphne.log").open("a") as log:
+                log.write(text)
         errors = [line for line in text.splitlines() if " ERROR " in line or "Traceback" in line]
         if errors:
-            self.figures["server_errors"] = errors[:10]
+            self.figures.setdefault("server_errors", []).extend(errors[: 10 - len(self.figures.get("server_errors", []))])
         server.log.unlink()
 
     def cleanup(self) -> None:
@@ -153,13 +192,18 @@ class Bench:
             return None
         return Profile(pid, self.profile_dir / f"{name}.txt")
 
-    async def _with_profile(self, name: str, pid: int, work):
-        profile = self._profiled(name, pid)
-        if profile is None:
-            return await work
-        with profile:
-            outcome = await work
-        self.profiles[name] = profile.summary()
+    async def _measured(self, name: str, pid: int, work, profiled: bool = True):
+        """Run `work` under a resource meter of process `pid` (and py-spy on it when asked)."""
+        profile = self._profiled(name, pid) if profiled else None
+        with Resources(pid) as used:
+            if profile is None:
+                outcome = await work
+            else:
+                with profile:
+                    outcome = await work
+        self.resources.setdefault(name, []).append(used.figures())
+        if profile is not None:
+            self.profiles[name] = profile.summary()
         return outcome
 
     # -- a. realistic ---------------------------------------------------------
@@ -167,17 +211,24 @@ class Bench:
     async def realistic(self, direct: Target, proxy: Target, pid: int) -> tuple[dict, dict]:
         s = self.scale
         await load.concurrent_streams(proxy, min(5, s.streams), 5, 0.0)  # warm-up
-        direct_results, proxy_results = [], []
+        direct_results, proxy_results, rounds = [], [], []
         for _round in range(s.rounds):
-            direct_results += await load.concurrent_streams(direct, s.streams, s.tokens, s.delay)
+            direct_results += await self._measured(
+                f"a_{direct.name}", self.upstream_pid,
+                load.concurrent_streams(direct, s.streams, s.tokens, s.delay), profiled=False,
+            )  # fmt: skip
             await asyncio.sleep(PAUSE)
-            proxy_results += await self._with_profile(
-                "a_proxy_realistic", pid, load.concurrent_streams(proxy, s.streams, s.tokens, s.delay)
+            proxied = await self._measured(
+                f"a_{proxy.name}", pid, load.concurrent_streams(proxy, s.streams, s.tokens, s.delay)
             )
+            proxy_results += proxied
+            figures = load.stream_figures(proxied, s.tokens)
+            rounds.append({key: figures[key] for key in ("ttft_p50_ms", "ttft_p99_ms", "total_p50_ms", "complete")})
             await asyncio.sleep(PAUSE)
         direct_figures = load.stream_figures(direct_results, s.tokens)
         proxy_figures = load.stream_figures(proxy_results, s.tokens)
         proxy_figures.update(_compared(direct_figures, proxy_figures))
+        proxy_figures["rounds"] = rounds
         return direct_figures, proxy_figures
 
     # -- b. saturation --------------------------------------------------------
@@ -186,12 +237,14 @@ class Bench:
         s = self.scale
         sides: dict[str, list[load.Throughput]] = {"direct": [], "proxy": []}
         for _round in range(s.saturation_rounds):
-            sides["direct"].append(
-                await load.saturation(direct, s.saturation_streams, s.saturation_tokens, s.saturation_seconds)
-            )
+            sides["direct"].append(await self._measured(
+                f"b_{direct.name}", self.upstream_pid,
+                load.saturation(direct, s.saturation_streams, s.saturation_tokens, s.saturation_seconds),
+                profiled=False,
+            ))  # fmt: skip
             await asyncio.sleep(PAUSE)
-            sides["proxy"].append(await self._with_profile(
-                "b_proxy_saturation", pid,
+            sides["proxy"].append(await self._measured(
+                f"b_{proxy.name}", pid,
                 load.saturation(proxy, s.saturation_streams, s.saturation_tokens, s.saturation_seconds),
             ))  # fmt: skip
             await asyncio.sleep(PAUSE)
@@ -202,13 +255,18 @@ class Bench:
     async def chat(self, browser: chat.Browser, pid: int) -> dict:
         s = self.scale
         await chat.conversations(browser, 1, 5, 0.0, CHAT_MODEL)  # warm-up
-        results = []
+        results, rounds = [], []
         for _round in range(s.chat_rounds):
-            results += await self._with_profile(
+            conversations = await self._measured(
                 "c_chat", pid, chat.conversations(browser, s.conversations, s.chat_tokens, s.delay, CHAT_MODEL)
             )
+            results += conversations
+            figures = chat.chat_figures(conversations, s.chat_tokens)
+            rounds.append({key: figures[key] for key in ("delay_p50_ms", "delay_p99_ms", "frames_per_second_p50",
+                                                         "total_p50_ms")})  # fmt: skip
             await asyncio.sleep(PAUSE)
         figures = chat.chat_figures(results, s.chat_tokens)
+        figures["rounds"] = rounds
         direct_total = (self.figures.get("direct") or {}).get("total_p50_ms")
         if direct_total and figures["total_p50_ms"]:
             figures["total_p50_ratio"] = figures["total_p50_ms"] / direct_total
@@ -221,7 +279,7 @@ class Bench:
         seeded = subprocess.run(
             [sys.executable, "-m", "bench.page", "--messages", str(s.page_messages)],
             cwd=ROOT, env={**env, "DJANGO_SETTINGS_MODULE": "chatapp.settings"},
-            capture_output=True, text=True, timeout=600,
+            capture_output=True, text=True, timeout=600, check=False,
         )  # fmt: skip
         if seeded.returncode != 0:
             raise RuntimeError(f"seeding the long conversation failed:\n{seeded.stderr[-3000:]}")
@@ -262,8 +320,9 @@ class Bench:
             proxy.install()
             proxy.start(upstream_url)
             target = proxy.target()
-            realistic_direct, realistic = asyncio.run(self.realistic(direct, target, 0))
-            throughput = asyncio.run(self.saturation(direct, target, 0))
+            assert proxy.process is not None
+            realistic_direct, realistic = asyncio.run(self.realistic(direct, target, proxy.process.pid))
+            throughput = asyncio.run(self.saturation(direct, target, proxy.process.pid))
             return {"direct": realistic_direct, "proxy": realistic, "saturation": throughput}
         except PeerUnavailable as exc:
             self.say(f"peer {name} not run: {exc}")
@@ -271,6 +330,25 @@ class Bench:
         finally:
             proxy.stop()
             shutil.rmtree(proxy.workdir, ignore_errors=True)
+
+
+def _combined(rounds: list[dict]) -> dict:
+    """Rounds of one scenario as one: CPU shares weighted by each round's length."""
+    seconds = sum(r["seconds"] for r in rounds)
+
+    def share(key: str) -> float | None:
+        if not seconds or any(r[key] is None for r in rounds):
+            return None
+        return sum(r[key] * r["seconds"] for r in rounds) / seconds
+
+    overflows = [r["listen_overflows"] for r in rounds]
+    return {
+        "rounds": len(rounds),
+        "seconds": seconds,
+        "server_cpu": share("server_cpu"),
+        "load_cpu": share("load_cpu"),
+        "listen_overflows": None if None in overflows else sum(overflows),
+    }
 
 
 def _compared(direct: dict, proxied: dict) -> dict:

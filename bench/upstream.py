@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Self
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = "fake/model"
@@ -172,7 +173,13 @@ async def _answer(request, reader: asyncio.StreamReader, writer: asyncio.StreamW
     return True
 
 
+_connections: dict[asyncio.Task, asyncio.StreamWriter] = {}
+
+
 async def _serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    task = asyncio.current_task()
+    assert task is not None
+    _connections[task] = writer
     try:
         while (request := await _read_request(reader)) is not None:
             keep_alive = await _answer(request, reader, writer)
@@ -182,6 +189,7 @@ async def _serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
     except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
         pass
     finally:
+        _connections.pop(task, None)
         writer.close()
 
 
@@ -193,8 +201,16 @@ async def serve(port: int = 0) -> None:
     stdin_closed = asyncio.Event()
     threading.Thread(target=lambda: (sys.stdin.read(), loop.call_soon_threadsafe(stdin_closed.set)),
                      daemon=True).start()  # fmt: skip
-    async with server:
-        await stdin_closed.wait()
+    await stdin_closed.wait()
+    # Not `async with server`: its exit waits for every connection to end, and
+    # a client's kept-alive connections would keep this process alive. Aborted,
+    # each connection's task ends on its own (cancelling them upsets asyncio's
+    # stream callbacks on Python 3.12).
+    server.close()
+    for writer in _connections.values():
+        writer.transport.abort()
+    if _connections:
+        await asyncio.wait(list(_connections), timeout=2)
 
 
 # The handle the bench holds ---------------------------------------------------
@@ -238,7 +254,7 @@ class UpstreamProcess:
             self.process.kill()
             self.process.wait()
 
-    def __enter__(self) -> "UpstreamProcess":
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:

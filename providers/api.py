@@ -14,16 +14,16 @@ except that our key is cut out of error bodies.
 
 Decisions:
 - Auth is a personal token (`sb-...`) as `Authorization: Bearer` or
-  `x-api-key`, on every route; never the session. A valid token is
-  remembered for TOKEN_CACHE_SECONDS per process, so a revoked token may
-  work for that long.
+  `x-api-key`, on every route; never the session. Tokens and credentials
+  are remembered for a few seconds (providers.api_auth).
 - No usable provider key (none stored, none on the server) answers 401
   `provider_key_missing`: the request lacks a credential, only not ours.
 - The anthropic provider speaks Messages only: its chat/completions route
   answers 404 and names /v1/messages.
-- `anthropic-version` upstream: the registry's for Anthropic itself (the
-  version our accounting reads), the client's for OpenRouter's Messages
-  endpoint; `anthropic-beta` passes through on both.
+- `anthropic-version` upstream: the registry's for Anthropic itself (one
+  place to move it, whatever version a client's SDK was built for), the
+  client's for OpenRouter's Messages endpoint; `anthropic-beta` passes
+  through on both.
 - For an OpenAI-style stream that did not say, `stream_options.include_usage`
   is switched on so the request can be accounted; the client then sees one
   more chunk, with `choices: []` and the usage, as the SDKs expect.
@@ -33,7 +33,6 @@ Decisions:
 
 import asyncio
 import functools
-import hashlib
 import json
 import logging
 import re
@@ -49,11 +48,10 @@ from django.http.response import HttpResponseBase
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 
-from accounts.models import ApiToken
-from providers import ratelimit
+from providers import api_auth, ratelimit
+from providers.api_auth import authenticate, endpoint_for
 from providers.api_errors import ApiError, Dialect, error_message
 from providers.api_usage import Call, UsageReader, account, usage_of_answer
-from providers.credentials import CredentialError, UnreadableCredential, aresolve_endpoint
 from providers.model_table import ModelEntry, ModelTable
 from providers.registry import ANTHROPIC_VERSION, PROVIDERS, Provider
 from providers.transport import UpstreamBlocked, UpstreamUnavailable, open_upstream
@@ -61,8 +59,8 @@ from providers.usage import CLIENT_CLOSED
 
 logger = logging.getLogger(__name__)
 
-TOKEN_CACHE_SECONDS = 5.0
-_TOKEN_CACHE_SIZE = 10_000
+TOKEN_CACHE_SECONDS = api_auth.CACHE_SECONDS
+
 # Upstream response headers a client may see; everything else (cookies,
 # hop-by-hop headers, the upstream's own rate limits) stays here.
 PASSED_HEADERS = ("retry-after", "request-id", "x-request-id")
@@ -73,12 +71,11 @@ _ANTHROPIC_BETA = re.compile(r"[A-Za-z0-9._,\- ]{1,500}")
 @dataclass(frozen=True)
 class Route:
     dialect: Dialect
-    upstream_path: Callable[[Provider], str]
-    name: str
+    upstream_path: Callable[[Provider], str]  # "" when the provider has no such endpoint
 
 
-CHAT = Route("openai", lambda p: p.chat_path if p.protocol == "openai-chat" else "", "/v1/chat/completions")
-MESSAGES = Route("anthropic", lambda p: p.messages_path, "/v1/messages")
+CHAT = Route("openai", lambda p: p.chat_path if p.protocol == "openai-chat" else "")
+MESSAGES = Route("anthropic", lambda p: p.messages_path)
 
 
 def _answers_errors(dialect: Dialect):
@@ -118,7 +115,7 @@ async def messages(request: HttpRequest, provider: str) -> HttpResponseBase:
 async def models(request: HttpRequest, provider: str) -> HttpResponseBase:
     found = _provider(provider)
     _require_method(request, "GET")
-    await _count(await _authenticate(request))
+    await _count(await authenticate(request))
     table = await ModelTable.acurrent()
     data = [_model_object(row) for row in table.available(found.slug)]
     return JsonResponse(
@@ -137,7 +134,7 @@ async def models(request: HttpRequest, provider: str) -> HttpResponseBase:
 async def model_detail(request: HttpRequest, provider: str, model: str) -> HttpResponseBase:
     found = _provider(provider)
     _require_method(request, "GET")
-    await _count(await _authenticate(request))
+    await _count(await authenticate(request))
     row = next((r for r in (await ModelTable.acurrent()).available(found.slug) if r.name == model), None)
     if row is None:
         raise ApiError(404, "model_not_found", _("The model %(model)s is not available.") % {"model": model})
@@ -167,7 +164,7 @@ async def _proxy(request: HttpRequest, slug: str, route: Route) -> HttpResponseB
         raise _route_missing(provider, route)
     _require_method(request, "POST")
     _check_declared_length(request)
-    user = await _authenticate(request)
+    user = await authenticate(request)
     await _count(user)
     body = _read_body(request)
     payload = _parse(body)
@@ -180,7 +177,7 @@ async def _proxy(request: HttpRequest, slug: str, route: Route) -> HttpResponseB
             _("The model %(model)s is not allowed for %(provider)s on this server.")
             % {"model": model, "provider": provider.name},
         )
-    endpoint = await _endpoint(user, provider)
+    endpoint = await endpoint_for(user, provider)
     stream = payload.get("stream") is True
     if route is CHAT and stream and "stream_options" not in payload:
         body = _asking_for_usage(body, payload)
@@ -272,41 +269,6 @@ def _asking_for_usage(body: bytes, payload: dict) -> bytes:
     return json.dumps({**payload, "stream_options": {"include_usage": True}}).encode()
 
 
-# Authentication and credentials ---------------------------------------------
-
-_known_tokens: dict[str, tuple[float, object]] = {}
-
-
-def _raw_token(request: HttpRequest) -> str:
-    scheme, _space, value = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
-    return request.headers.get("x-api-key", "").strip()
-
-
-async def _authenticate(request: HttpRequest):
-    raw = _raw_token(request)
-    if not raw:
-        raise ApiError(
-            401,
-            "missing_token",
-            _("No API token. Send your personal token as Authorization: Bearer <token> or x-api-key."),
-        )
-    digest = hashlib.sha256(raw.encode()).hexdigest()
-    now = time.monotonic()
-    known = _known_tokens.get(digest)
-    if known is not None and known[0] > now:
-        return known[1]
-    user = await ApiToken.aauthenticate(raw)
-    if user is None:
-        _known_tokens.pop(digest, None)
-        raise ApiError(401, "invalid_token", _("The API token is not valid, or it was revoked."))
-    if len(_known_tokens) >= _TOKEN_CACHE_SIZE:
-        _known_tokens.clear()
-    _known_tokens[digest] = (now + TOKEN_CACHE_SECONDS, user)
-    return user
-
-
 async def _count(user) -> None:
     """One request against the user's RATE_LIMIT; 429 when over it."""
     retry_after = await ratelimit.ahit(user.pk)
@@ -320,16 +282,8 @@ async def _count(user) -> None:
 
 
 def forget_tokens() -> None:
-    """Drop remembered tokens (tests; a revocation that must act at once)."""
-    _known_tokens.clear()
-
-
-async def _endpoint(user, provider: Provider):
-    try:
-        return await aresolve_endpoint(user, provider)
-    except CredentialError as exc:
-        code = "provider_key_unreadable" if isinstance(exc, UnreadableCredential) else "provider_key_missing"
-        raise ApiError(401, code, exc.message) from None
+    """Forget remembered tokens and keys in this process at once (the settings page revoking a token)."""
+    api_auth.forget()
 
 
 def _upstream_headers(request: HttpRequest, provider: Provider, key: str, route: Route, stream: bool) -> dict:
@@ -359,10 +313,13 @@ async def _forward(call: Call, url: str, headers: dict, body: bytes) -> HttpResp
     except UpstreamUnavailable as exc:
         account(call, status=exc.http_status, error=str(exc))
         raise _unavailable(exc) from None
+    except (httpx.HTTPError, ValueError) as exc:  # e.g. a stored key that cannot be sent in a header
+        account(call, status=502, error=type(exc).__name__)
+        raise ApiError(502, "upstream_unreachable", _("The request could not be sent upstream.")) from None
     call.first_byte = time.monotonic()
     handed_over = False
     try:
-        if response.is_redirect or 300 <= response.status_code < 400:
+        if 300 <= response.status_code < 400:
             account(call, status=502, error=f"redirect {response.status_code}")
             raise ApiError(
                 502, "upstream_redirect", _("The upstream answered with a redirect, which is not followed.")
@@ -416,6 +373,8 @@ async def _exchange(call: Call, url: str, headers: dict, body: bytes) -> AsyncIt
             yield _stream_error_event(call.dialect, _broken(502))
         finally:
             reader.close()
+            if reader.error and not error:
+                status, error = 502, reader.error  # the upstream failed after its 200
             account(call, status=status, usage=reader.usage, response_id=reader.response_id, error=error)
 
 

@@ -1,10 +1,10 @@
 """Accounting for the proxy API: usage read on the side of a pass-through answer.
 
 The relay hands every chunk to a reader as it goes by. Reading must cost next
-to nothing, so a reader never parses a content delta: it keeps only the
-unfinished last line, looks for the few events that carry usage with one
-C-speed search over each chunk's complete lines, and parses only those
-lines (plus the first one, for the response id).
+to nothing (under a microsecond a chunk), so a reader never parses a content
+delta: it keeps only the unfinished last line, looks for the few events that
+matter with substring searches over each chunk's complete lines, and parses
+only those lines (plus the first one, for the response id).
 
 One UsageRecord per forwarded request, written by a background task after
 the answer ended. When the answer carried no cost, the task first asks
@@ -27,7 +27,7 @@ from django.db import close_old_connections
 from providers import completion
 from providers.adapters import decimal_or_none
 from providers.adapters.openai_chat import usage_from
-from providers.api_errors import Dialect
+from providers.api_errors import Dialect, error_message
 from providers.catalogue import acost_from_prices
 from providers.credentials import Endpoint
 from providers.events import Usage
@@ -38,15 +38,17 @@ logger = logging.getLogger(__name__)
 
 # A line longer than this (no newline in sight) is not an event worth reading.
 MAX_LINE = 1024 * 1024
-# Where usage, or the end of the answer, may be: a plain substring search per
-# chunk (a regex with alternatives costs ten times more) decides whether its
-# lines are worth a closer look. OpenAI-style servers send the usage in a last
-# chunk, then `data: [DONE]`; Anthropic's message_start and message_delta
-# carry usage, message_stop ends. A quote inside content is escaped (\"), so
-# content rarely matches, and a false match costs one JSON parse at most.
-_MARKERS = {"openai": (b'"usage"', b"[DONE]"), "anthropic": (b'"message_',)}
+# Where usage, the end of the answer or an error may be: a plain substring
+# search per chunk (a regex with alternatives costs ten times more) decides
+# whether its lines are worth a closer look. OpenAI-style servers send the
+# usage in a last chunk, then `data: [DONE]`; Anthropic's message_start and
+# message_delta carry usage, message_stop ends. An error in the middle of a
+# stream (a top-level `error`, Anthropic's error event) goes on the record.
+# A quote inside content is escaped (\"), so content rarely matches, and a
+# false match costs one JSON parse at most.
+_MARKERS = {"openai": (b'"usage"', b"[DONE]", b'"error"'), "anthropic": (b'"message_', b'"error"')}
 # `"usage": null` rides on every chunk of some servers: only an object counts.
-_USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*\{|"message_')
+_WORTH_PARSING = re.compile(rb'"usage"\s*:\s*\{|"message_|"error"')
 
 _pending: set[asyncio.Task] = set()
 
@@ -88,6 +90,7 @@ class UsageReader:
         self.dialect = dialect
         self.response_id = ""
         self.done = False  # the upstream said the answer is complete: a client may hang up now
+        self.error = ""  # an error the upstream reported inside the stream
         self._raw_usage: dict[str, Any] = {}
         self._openai_usage: Usage | None = None
         self._tail = b""
@@ -130,13 +133,13 @@ class UsageReader:
             if data == b"[DONE]":
                 self.done = True
                 continue
-            if not (self._want_id or _USAGE_OBJECT.search(data)):
+            if not (self._want_id or _WORTH_PARSING.search(data)):
                 continue
+            self._want_id = False  # the first event names the answer, or nothing does
             try:
                 event = json.loads(data)
             except ValueError:
                 continue
-            self._want_id = False
             if isinstance(event, dict):
                 self._take(event)
 
@@ -151,7 +154,11 @@ class UsageReader:
                 self._take_anthropic_usage(event.get("usage"))
             elif kind == "message_stop":
                 self.done = True
+            elif kind == "error":
+                self.error = error_message(event) or "error event"
             return
+        if event.get("error"):
+            self.error = error_message(event) or "error in the stream"
         self._take_id(event.get("id"))
         if isinstance(event.get("usage"), dict):
             self._openai_usage = usage_from(event["usage"])

@@ -88,7 +88,10 @@ def _tls_context() -> ssl.SSLContext:
 
 
 def _new_client(guarded: bool) -> httpx.AsyncClient:
-    limits = httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=30)
+    # Few idle connections: httpcore walks every pooled connection on each
+    # request and each response end, so a hundred idle ones left by a burst
+    # cost more CPU than opening a new loopback or TLS connection now and then.
+    limits = httpx.Limits(max_connections=1000, max_keepalive_connections=32, keepalive_expiry=30)
     transport = None
     if guarded:
         from providers.endpoints import GuardedTransport

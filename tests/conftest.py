@@ -126,24 +126,32 @@ class LiveApp:
         return asyncio.run_coroutine_threadsafe(coroutine_function(*args), self.loop).result(timeout)
 
     def settle(self, timeout: float = 10.0) -> None:
-        """Wait until the server has finished its requests and written their usage records.
+        """Wait until the server has finished its HTTP requests and written their usage records.
 
         A client may have its answer before the server is done with the
         request (SDKs hang up after the last event): settle before reading
-        what the server writes.
+        what the server writes. Open WebSockets are not waited for.
         """
-        self.run(self._settle, timeout=timeout)
+        self.run(self._settle, timeout / 2, timeout=timeout)
 
-    async def _settle(self) -> None:
+    async def _settle(self, patience: float) -> None:
         import asyncio
+
+        from daphne.http_protocol import WebRequest
 
         from providers.api_usage import wait_for_accounting
 
         def busy() -> bool:
-            instances = [details.get("application_instance") for details in self.server.connections.values()]
-            return any(instance is not None and not instance.done() for instance in instances)
+            return any(
+                isinstance(protocol, WebRequest)
+                and details.get("application_instance") is not None
+                and not details["application_instance"].done()
+                for protocol, details in list(self.server.connections.items())
+            )
 
-        while busy():
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + patience
+        while busy() and loop.time() < deadline:
             await asyncio.sleep(0.005)
         await wait_for_accounting()
 
@@ -170,3 +178,13 @@ def live_app(_live_daphne, transactional_db):
     yield _live_daphne
     _live_daphne.settle()
     _live_daphne.run(aclose_clients)
+
+
+@pytest.fixture(autouse=True)
+def _forget_api_credentials():
+    """The proxy API remembers tokens and keys for a few seconds: not from one test to the next."""
+    import sys
+
+    yield
+    if "providers.api_auth" in sys.modules:
+        sys.modules["providers.api_auth"].forget()

@@ -79,7 +79,8 @@ class AppServer:
         self.log = Path(tempfile.mkstemp(prefix=f"daphne-{self.port}-", suffix=".log")[1])
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "chatapp.asgi:application"],
+                [sys.executable, "-m", "daphne", "-e", f"tcp:port={self.port}:interface=127.0.0.1:backlog=1024",
+                 "chatapp.asgi:application"],
                 cwd=ROOT,
                 env=self.env,
                 stdout=subprocess.DEVNULL,

@@ -239,6 +239,26 @@ async def test_hide_user_api_key_ignores_stored_keys(api, carol, openrouter, set
     assert openrouter.chat_requests[0].headers["authorization"] == f"Bearer {SERVER_KEY}"
 
 
+async def test_a_key_saved_or_deleted_after_a_request_acts_at_once(api, carol, openrouter):
+    await api.post(CHAT, {"model": "fake/model", "messages": MESSAGES})
+    credential = ProviderCredential(user=carol, provider="openrouter")
+    credential.set_key(USER_KEY)
+    await credential.asave()
+    await api.post(CHAT, {"model": "fake/model", "messages": MESSAGES})
+    await credential.adelete()
+    await api.post(CHAT, {"model": "fake/model", "messages": MESSAGES})
+    keys = [r.headers["authorization"] for r in openrouter.chat_requests]
+    assert keys == [f"Bearer {SERVER_KEY}", f"Bearer {USER_KEY}", f"Bearer {SERVER_KEY}"]
+
+
+async def test_a_server_key_pool_hands_out_a_key_per_request(api, openrouter, settings):
+    settings.OPENROUTER_API_KEY = "sk-or-first-0123456789,sk-or-second-0123456789"
+    for _ in range(20):
+        await api.post(CHAT, {"model": "fake/model", "messages": MESSAGES})
+    used = {r.headers["authorization"] for r in openrouter.chat_requests}
+    assert used == {"Bearer sk-or-first-0123456789", "Bearer sk-or-second-0123456789"}
+
+
 # Accounting -------------------------------------------------------------------
 
 
@@ -312,6 +332,15 @@ async def test_an_anthropic_whole_answer_is_accounted(api, settings, upstream):
     assert (row.prompt_tokens, row.completion_tokens, row.status_code) == (11, 4, 200)
 
 
+async def test_an_error_inside_a_stream_is_accounted(api, openrouter):
+    error = {"code": 502, "message": "Provider returned error"}
+    openrouter.enqueue(Stream(openai_text_stream("Half an ans", error_mid_stream=error)))
+    response = await api.post(CHAT, {"model": "fake/model", "stream": True, "messages": MESSAGES})
+    assert response.status_code == 200 and b"Provider returned error" in response.body
+    row = await record()
+    assert (row.status_code, row.error) == (502, "Provider returned error")
+
+
 # The usage reader ---------------------------------------------------------------
 
 
@@ -356,7 +385,14 @@ def test_anthropic_usage_is_read_from_a_stream_without_its_last_newline():
     reader.close()
     assert reader.response_id == "msg_1"
     assert (reader.usage.prompt_tokens, reader.usage.completion_tokens) == (3, 5)
-    assert reader.done
+    assert reader.done and not reader.error
+
+
+def test_an_anthropic_error_event_is_noted():
+    reader = UsageReader("anthropic")
+    for chunk in anthropic_stream("Hi", error={"type": "overloaded_error", "message": "Overloaded"}):
+        reader.feed(chunk.encode())
+    assert reader.error == "Overloaded" and not reader.done
 
 
 # The rate ---------------------------------------------------------------------

@@ -12,11 +12,14 @@ import httpx
 import pytest
 from asgiref.sync import sync_to_async
 from django.test import AsyncClient
-from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from accounts.models import ApiToken, User
-from providers.api import forget_tokens
-from tests.fake_upstream import Hang, JSONResponse, Status, openai_text_stream
+from providers import api_auth
+from providers.models import ProviderCredential
+from tests.fake_upstream import Hang, Status, openai_text_stream
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -114,7 +117,7 @@ async def test_a_missing_or_bad_token_gets_401(openrouter, token):
 async def test_a_revoked_token_gets_401(openrouter, token):
     assert (await call(CHAT, BODY, token)).status_code == 200
     await sync_to_async(lambda: ApiToken.objects.get().revoke())()
-    forget_tokens()  # tokens are remembered for a few seconds per process
+    api_auth.forget()  # tokens are remembered for a few seconds per process
     openai_error(await call(CHAT, BODY, token), 401, "invalid_token")
 
 
@@ -255,6 +258,14 @@ async def test_an_unreachable_upstream_gets_502(settings, token):
     error = openai_error(await call(CHAT, BODY, token), 502, "upstream_unreachable")
     assert "127.0.0.1" not in error["message"] and SERVER_KEY not in error["message"]
     anthropic_error(await call(MESSAGES, BODY, token), 502, "api_error")
+
+
+async def test_a_stored_key_that_cannot_be_sent_gets_502(openrouter, carol, token):
+    credential = ProviderCredential(user=carol, provider="openrouter")
+    credential.set_key("sk-or-cl\u00e9-\u2603-0123456789")
+    await credential.asave()
+    openai_error(await call(CHAT, BODY, token), 502, "upstream_unreachable")
+    assert not openrouter.chat_requests
 
 
 async def test_an_upstream_that_does_not_answer_gets_504(openrouter, settings, token):
