@@ -12,11 +12,21 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from chatapp.proxy_handler import ProxyAPIHandler  # noqa: E402
 from chatapp.routing import websocket_urlpatterns  # noqa: E402
+
+proxy_api_app = ProxyAPIHandler()
+
+
+async def http_application(scope, receive, send) -> None:
+    """/api/ (the proxy, token-authenticated) skips the pages' middleware."""
+    app = proxy_api_app if scope["path"].startswith("/api/") else django_asgi_app
+    await app(scope, receive, send)
+
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": http_application,
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

@@ -45,6 +45,7 @@ import httpx
 from django.conf import settings
 from django.core.cache import cache
 
+from providers import shared_cache
 from providers.registry import PROVIDERS, Provider, configured_providers, get_provider
 from providers.transport import http_client
 
@@ -449,9 +450,9 @@ def _load(keys: dict[str, str]) -> dict[str, Catalogue | None]:
 
 
 async def _aload(keys: dict[str, str]) -> dict[str, Catalogue | None]:
-    stamps = await cache.aget_many([_stamp_key(k) for k in keys.values()]) if keys else {}
+    stamps = await shared_cache.aget_many([_stamp_key(k) for k in keys.values()]) if keys else {}
     wanted = _stale_keys(keys.values(), stamps)
-    return _combine(keys, stamps, await cache.aget_many(wanted) if wanted else {})
+    return _combine(keys, stamps, await shared_cache.aget_many(wanted) if wanted else {})
 
 
 def _store(fetch: _Fetch, catalogue: Catalogue) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from django.conf import settings
-from django.core.cache import cache
+from providers import shared_cache
 
 logger = logging.getLogger(__name__)
 
@@ -81,9 +81,9 @@ async def ahit(scope: str | int, rate: Rate | None = None) -> int | None:
 
 async def _aincrement(key: str, timeout: int) -> int:
     try:
-        return await cache.aincr(key)
+        return await shared_cache.aincr(key)
     except ValueError:  # the window's first request (or the key just expired)
         pass
-    if await cache.aadd(key, 1, timeout):
+    if await shared_cache.aadd(key, 1, timeout):
         return 1
-    return await cache.aincr(key)  # another process started the window first
+    return await shared_cache.aincr(key)  # another process started the window first
