@@ -46,6 +46,12 @@ def bob_client(client, bob):
 
 
 @pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """PBKDF2's deliberate slowness is half a second per user; tests need none of it."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def _fresh_cache():
     """The cache may be a shared Redis: every test starts from an empty one."""
     from django.core.cache import cache
