@@ -10,6 +10,7 @@ import json
 import logging
 import uuid
 
+from autobahn.exception import Disconnected
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
@@ -191,7 +192,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             )
         if content:
             parts.append(f'<div hx-swap-oob="beforeend:#m-{message_id}-content">{escape(content)}</div>')
-        await self.send(text_data="".join(parts))
+        await self._send_html("".join(parts))
 
     async def _request_snapshot(self, message_id: int) -> None:
         self.shown[message_id] = None
@@ -219,7 +220,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return render_to_string(template, context)
 
     async def _send_html(self, html: str) -> None:
-        await self.send(text_data=html)
+        try:
+            await self.send(text_data=html)
+        except Disconnected:
+            pass  # the browser left while a frame was on its way: the generation goes on regardless
 
     async def _send_notice(self, text: str) -> None:
         await self._send_html(self._render("chatapp/_notice.html", {"text": text}))
