@@ -12,6 +12,7 @@ from accounts.models import User
 
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 PASSWORD = "correct-horse-battery-staple"
+OPENROUTER_SERVER_KEY = "sk-or-server-0123456789abcdef"
 
 
 def needs_service(name: str, available: bool) -> None:
@@ -194,3 +195,26 @@ def _forget_api_credentials():
     yield
     if "providers.api_auth" in sys.modules:
         sys.modules["providers.api_auth"].forget()
+
+
+@pytest.fixture
+def openrouter(settings, upstream):
+    """OpenRouter with a server key, pointed at the fake upstream."""
+    settings.OPENROUTER_API_KEY = OPENROUTER_SERVER_KEY
+    settings.OPENROUTER_URL = upstream.url
+    return upstream
+
+
+@pytest.fixture
+def carol(django_db_blocker) -> User:
+    """A user without a password (for API tokens), in whatever database mode the test uses."""
+    with django_db_blocker.unblock():
+        return User.objects.create_user("carol")
+
+
+@pytest.fixture
+def token(carol) -> str:
+    """A personal API token of carol's."""
+    from accounts.models import ApiToken
+
+    return ApiToken.issue(carol, "tests")[1]

@@ -10,6 +10,7 @@ from asgiref.sync import sync_to_async
 from chatapp.models import Conversation, Message
 from providers.usage import UsageRecord, wait_for_background_writes
 from tests.chat_client import open_chat
+from tests.conftest import OPENROUTER_SERVER_KEY
 from tests.fake_upstream import Hang, Status, Stream, openai_text_stream
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -17,11 +18,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 MODEL = "fake/model@openrouter"
 
 
-@pytest.fixture
-def openrouter(settings, upstream):
-    settings.OPENROUTER_API_KEY = "sk-or-server-key"
-    settings.OPENROUTER_URL = upstream.url
-    return upstream
 
 
 async def _messages(conversation_id) -> list[Message]:
@@ -49,7 +45,7 @@ async def test_a_streamed_answer_is_shown_and_saved(alice, openrouter):
     sent = openrouter.chat_requests[0].json
     assert sent["model"] == "fake/model" and sent["stream"] is True
     assert sent["messages"][-1] == {"role": "user", "content": "Tell me about foxes"}
-    assert openrouter.chat_requests[0].headers["authorization"] == "Bearer sk-or-server-key"
+    assert openrouter.chat_requests[0].headers["authorization"] == f"Bearer {OPENROUTER_SERVER_KEY}"
     await wait_for_background_writes()
     record = await UsageRecord.objects.aget(user=alice)
     assert record.source == "chat" and record.status_code == 200 and record.provider == "openrouter"

@@ -123,11 +123,6 @@ def test_chat_settings_are_saved_and_validated(alice_client, alice, settings):
 # -- versions and branches ---------------------------------------------------------------
 
 
-@pytest.fixture
-def openrouter(settings, upstream):
-    settings.OPENROUTER_API_KEY = "sk-or-server-key"
-    settings.OPENROUTER_URL = upstream.url
-    return upstream
 
 
 async def _answered(socket, previous: int | None = None) -> int:

@@ -12,12 +12,12 @@ from decimal import Decimal
 import pytest
 from django.test import AsyncClient
 
-from accounts.models import ApiToken, User
 from providers import ratelimit
 from providers.api_usage import UsageReader, wait_for_accounting
 from providers.models import ProviderCredential
 from providers.registry import ANTHROPIC_VERSION
 from providers.usage import UsageRecord
+from tests.conftest import OPENROUTER_SERVER_KEY
 from tests.fake_upstream import (
     JSONResponse,
     Stream,
@@ -31,28 +31,16 @@ from tests.fake_upstream import (
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-SERVER_KEY = "sk-or-server-0123456789abcdef"
+SERVER_KEY = OPENROUTER_SERVER_KEY
 USER_KEY = "sk-or-user-fedcba9876543210"
 CHAT = "/api/openrouter/v1/chat/completions"
 MESSAGES = [{"role": "user", "content": "Hi"}]
 
 
-@pytest.fixture
-def openrouter(settings, upstream):
-    settings.OPENROUTER_API_KEY = SERVER_KEY
-    settings.OPENROUTER_URL = upstream.url
-    return upstream
 
 
-@pytest.fixture
-def carol(db) -> User:
-    """A user without a password: hashing one takes half a second."""
-    return User.objects.create_user("carol")
 
 
-@pytest.fixture
-def token(carol) -> str:
-    return ApiToken.issue(carol, "tests")[1]
 
 
 class Api:

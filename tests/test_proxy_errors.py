@@ -16,35 +16,30 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from accounts.models import ApiToken, User
+from accounts.models import ApiToken
 from providers import api_auth
 from providers.models import ProviderCredential
+from tests.conftest import OPENROUTER_SERVER_KEY
 from tests.fake_upstream import Hang, Status, openai_text_stream
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-SERVER_KEY = "sk-or-server-0123456789abcdef"
+SERVER_KEY = OPENROUTER_SERVER_KEY
+
+
+@pytest.fixture
+def openrouter(openrouter, settings):
+    settings.UPSTREAM_MAX_TRIES = 1  # upstream errors reach the client at once, not after retries
+    return openrouter
 CHAT = "/api/openrouter/v1/chat/completions"
 MESSAGES = "/api/openrouter/v1/messages"
 BODY = {"model": "fake/model", "messages": [{"role": "user", "content": "Hi"}]}
 
 
-@pytest.fixture
-def openrouter(settings, upstream):
-    settings.OPENROUTER_API_KEY = SERVER_KEY
-    settings.OPENROUTER_URL = upstream.url
-    settings.UPSTREAM_MAX_TRIES = 1
-    return upstream
 
 
-@pytest.fixture
-def carol(db) -> User:
-    return User.objects.create_user("carol")
 
 
-@pytest.fixture
-def token(carol) -> str:
-    return ApiToken.issue(carol, "tests")[1]
 
 
 async def call(path: str, body: dict | bytes = b"", token: str = "", method: str = "post", **headers):

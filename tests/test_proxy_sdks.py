@@ -13,9 +13,9 @@ import httpx
 import openai
 import pytest
 
-from accounts.models import ApiToken, User
 from providers.registry import ANTHROPIC_VERSION
 from providers.usage import UsageRecord
+from tests.conftest import OPENROUTER_SERVER_KEY
 from tests.fake_upstream import (
     Hang,
     JSONResponse,
@@ -26,7 +26,7 @@ from tests.fake_upstream import (
     openai_text_stream,
 )
 
-SERVER_KEY = "sk-or-server-0123456789abcdef"
+SERVER_KEY = OPENROUTER_SERVER_KEY
 ANTHROPIC_KEY = "sk-ant-server-0123456789abcdef"
 TEXT = "The quick brown fox jumps over the lazy dog."
 REASONING = "The user wants a pangram, so I will give the classic one."
@@ -35,11 +35,6 @@ USAGE = {"prompt_tokens": 21, "completion_tokens": 34, "total_tokens": 55,
 HI = [{"role": "user", "content": "Say a pangram"}]
 
 
-@pytest.fixture
-def openrouter(settings, upstream):
-    settings.OPENROUTER_API_KEY = SERVER_KEY
-    settings.OPENROUTER_URL = upstream.url
-    return upstream
 
 
 @pytest.fixture
@@ -49,14 +44,8 @@ def anthropic_upstream(settings, upstream):
     return upstream
 
 
-@pytest.fixture
-def carol(transactional_db) -> User:
-    return User.objects.create_user("carol")
 
 
-@pytest.fixture
-def token(carol) -> str:
-    return ApiToken.issue(carol, "sdk")[1]
 
 
 @pytest.fixture

@@ -16,11 +16,6 @@ QUESTION = "How do I make a sourdough starter from scratch at home without any c
 FIRST_WORDS = "How do I make a sourdough starter from…"  # eight words
 
 
-@pytest.fixture
-def openrouter(settings, upstream):
-    settings.OPENROUTER_API_KEY = "sk-or-server-key"
-    settings.OPENROUTER_URL = upstream.url
-    return upstream
 
 
 def _conversation(owner, question: str = QUESTION, title: str = "") -> Conversation:
