@@ -5,6 +5,7 @@ honoured. SPEC section 3 lists them.
 """
 
 import secrets
+import sys
 from pathlib import Path
 
 import environ
@@ -153,7 +154,8 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 # Hashed, compressed files once `collectstatic` has run (make run, production);
 # plain files from the finders before that (tests, a first DEBUG run).
-_COLLECTED = (STATIC_ROOT / "staticfiles.json").exists()
+# collectstatic itself must use the manifest storage, or it never writes one.
+_COLLECTED = (STATIC_ROOT / "staticfiles.json").exists() or sys.argv[1:2] == ["collectstatic"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
