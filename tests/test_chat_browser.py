@@ -147,3 +147,19 @@ def test_usable_on_a_phone_screen(browser, app, page):
     assert box.bounding_box()["width"] > 150
 
 
+
+
+def test_the_usage_page_draws_todays_chats(page, app, upstream_server):
+    upstream_server.enqueue(Stream(openai_text_stream("Counted.", cost=0.0123)))
+    _send(page, "Count me")
+    expect(_last_answer(page)).to_have_attribute("data-status", "done")
+    page.goto(f"{app.url}/usage/?metric=cost")
+    chart = page.locator("svg.usage-chart")
+    expect(chart).to_be_visible()
+    bar = chart.locator("rect.usage-bar").last
+    expect(bar).to_be_visible()
+    assert bar.bounding_box()["height"] > 1
+    text = page.inner_text("main")
+    assert "fake/model" in text
+    costs = [float(c) for c in re.findall(r"\$(\d+\.\d+)", text)]
+    assert max(costs) >= 0.0123  # this answer's cost, plus the other tests' earlier today
