@@ -71,7 +71,20 @@
     }
   });
 
+  // The model picker shows the icon of the selected model's provider.
+  function showProviderIcon() {
+    var select = document.getElementById("model-select");
+    var icon = document.getElementById("model-provider-icon");
+    var option = select && select.selectedOptions[0];
+    var group = option && option.parentElement;
+    if (icon && group && group.dataset.icon) { icon.src = group.dataset.icon; }
+  }
+  document.addEventListener("change", function (event) {
+    if (event.target.id === "model-select") { showProviderIcon(); }
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
+    showProviderIcon();
     var el = scroller();
     if (el) { el.scrollTop = el.scrollHeight; }
     var box = input();
