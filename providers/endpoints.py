@@ -15,7 +15,6 @@ the host that is checked is the host that is contacted.
 import ipaddress
 import re
 import socket
-import ssl
 import typing
 
 import anyio
@@ -24,6 +23,8 @@ import httpx
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
+
+from providers.pool import PooledTransport
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -242,48 +243,13 @@ class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
         await self._backend.sleep(seconds)
 
 
-class GuardedTransport(httpx.AsyncHTTPTransport):
+class GuardedTransport(PooledTransport):
     """An httpx transport whose every connection goes through the SSRF guard."""
 
-    def __init__(
-        self,
-        verify: ssl.SSLContext | str | bool = True,
-        cert: typing.Any = None,
-        trust_env: bool = True,
-        http1: bool = True,
-        http2: bool = False,
-        limits: httpx.Limits | None = None,
-        local_address: str | None = None,
-        retries: int = 0,
-        socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
-        network_backend: httpcore.AsyncNetworkBackend | None = None,
-    ) -> None:
-        limits = limits or httpx.Limits(max_connections=100, max_keepalive_connections=20)
-        # No proxy and no Unix socket: either would reach addresses we never see.
-        super().__init__(
-            verify=verify,
-            cert=cert,
-            trust_env=trust_env,
-            http1=http1,
-            http2=http2,
-            limits=limits,
-            local_address=local_address,
-            retries=retries,
-            socket_options=socket_options,
-        )
-        # Mirrors the pool httpx.AsyncHTTPTransport builds, plus our backend.
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=self._pool._ssl_context,
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            http1=http1,
-            http2=http2,
-            local_address=local_address,
-            retries=retries,
-            socket_options=socket_options,
-            network_backend=network_backend or GuardedNetworkBackend(),
-        )
+    def __init__(self, *, network_backend: httpcore.AsyncNetworkBackend | None = None, **options) -> None:
+        # No proxy and no Unix socket (trust_env off): either would reach addresses we never see.
+        options["trust_env"] = False
+        super().__init__(network_backend=network_backend or GuardedNetworkBackend(), **options)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         try:

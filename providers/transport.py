@@ -23,6 +23,8 @@ import certifi
 import httpx
 from django.conf import settings
 
+from providers.pool import PooledTransport
+
 logger = logging.getLogger(__name__)
 
 # An AsyncClient's connections belong to the event loop they were opened in:
@@ -88,23 +90,16 @@ def _tls_context() -> ssl.SSLContext:
 
 
 def _new_client(guarded: bool) -> httpx.AsyncClient:
-    # Few idle connections: httpcore walks every pooled connection on each
-    # request and each response end, so a hundred idle ones left by a burst
-    # cost more CPU than opening a new loopback or TLS connection now and then.
-    limits = httpx.Limits(max_connections=1000, max_keepalive_connections=32, keepalive_expiry=30)
-    transport = None
+    # Kept-alive connections spare a TLS handshake per request; our pool
+    # (providers.pool) makes a hundred of them cheap to keep.
+    limits = httpx.Limits(max_connections=1000, max_keepalive_connections=100, keepalive_expiry=30)
     if guarded:
         from providers.endpoints import GuardedTransport
 
-        transport = GuardedTransport(verify=_tls_context(), limits=limits, trust_env=False)
-    return httpx.AsyncClient(
-        timeout=_timeout(),
-        limits=limits,
-        follow_redirects=False,
-        transport=transport,
-        trust_env=False,
-        verify=_tls_context(),
-    )
+        transport = GuardedTransport(verify=_tls_context(), limits=limits)
+    else:
+        transport = PooledTransport(verify=_tls_context(), limits=limits, trust_env=False)
+    return httpx.AsyncClient(timeout=_timeout(), follow_redirects=False, transport=transport, trust_env=False)
 
 
 def _clients_of_running_loop() -> dict[bool, httpx.AsyncClient]:

@@ -132,6 +132,7 @@ class FakeUpstream:
         self.disconnects: list[str] = []
         self.disconnected = threading.Event()
         self.connections_opened = 0  # TCP connections accepted: 1 for many requests means keep-alive worked
+        self.peak_connections = 0  # the most connections open at once
         self.port = 0
         self._queue: deque[Behaviour] = deque()
         self._answer_numbers = itertools.count(1)
@@ -151,6 +152,16 @@ class FakeUpstream:
     def enqueue(self, *behaviours: Behaviour) -> None:
         """What the chat endpoints answer next, one behaviour per request."""
         self._queue.extend(behaviours)
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._connections)
+
+    def close_connections(self) -> None:
+        """Close every open connection from the server's side, as an upstream ending idle keep-alives does."""
+        assert self._loop is not None
+        for writer in list(self._connections.values()):
+            self._loop.call_soon_threadsafe(writer.close)
 
     def wait_for_disconnect(self, timeout: float = 1.0) -> bool:
         return self.disconnected.wait(timeout)
@@ -219,6 +230,7 @@ class FakeUpstream:
         assert task is not None
         self._connections[task] = writer
         self.connections_opened += 1
+        self.peak_connections = max(self.peak_connections, len(self._connections))
         try:
             while (request := await _read_request(reader)) is not None:
                 self.requests.append(request)
