@@ -21,9 +21,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from asgiref.sync import sync_to_async
-from django.db import close_old_connections
-
 from providers import completion
 from providers.adapters import decimal_or_none
 from providers.adapters.openai_chat import usage_from
@@ -240,9 +237,6 @@ async def _account(
                     usage = dataclasses.replace(usage, cost=cost, cost_source="catalogue")
         except Exception as exc:  # the cost stays unknown; the record is still written
             logger.warning("cost look-up for %s failed: %s", call.provider.slug, type(exc).__name__)
-    # Outside a request nothing drops a connection the database has closed:
-    # do what a request does before it starts.
-    await sync_to_async(close_old_connections)()
     await record_in_background(usage=usage, **fields)
 
 

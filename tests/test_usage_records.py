@@ -61,7 +61,7 @@ async def test_arecord_writes_from_async_code(alice):
 @pytest.mark.django_db(transaction=True)
 async def test_background_write_does_not_wait_for_the_database(alice):
     task = record_in_background(user=alice, usage=Usage(prompt_tokens=3, completion_tokens=4), duration=1.0, **BASE)
-    assert isinstance(task, asyncio.Task) and not task.done()
+    assert isinstance(task, asyncio.Future) and not task.done()
     record = await task
     row = await UsageRecord.objects.aget()
     assert row.pk == record.pk and row.total_tokens == 7
@@ -137,3 +137,15 @@ def test_totals_across_users_for_the_admin(history):
     totals = {m["model"]: m for m in UsageRecord.objects.per_model_totals(days=30)}
     assert totals["openai/gpt-4o-mini"]["prompt_tokens_total"] == 7777
     assert totals["a"]["requests"] == 3
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_burst_of_records_is_saved_whole_even_with_a_bad_one(alice, caplog):
+    # Twenty streams ending together, one of them with a record the database refuses.
+    futures = [record_in_background(user=alice, completion_tokens=n, **BASE) for n in range(20)]
+    futures.insert(7, record_in_background(user=alice, status_code=-1, **BASE))
+    records = await asyncio.gather(*futures)
+    assert records[7] is None and "Usage record not saved" in caplog.text
+    saved = [r.completion_tokens async for r in UsageRecord.objects.order_by("pk")]
+    assert saved == list(range(20))
+    assert [r.pk for r in records if r is not None] == [r.pk async for r in UsageRecord.objects.order_by("pk")]
