@@ -1,15 +1,28 @@
-"""The proxy API's own ASGI handler: Django without the pages' middleware.
+"""The proxy API's own ASGI handler: Django without the pages' middleware and request signals.
 
 The API authenticates by token and needs none of the session, CSRF, locale,
 login, message or security-header middleware. Under ASGI every hook of such
 a middleware runs through a thread and back, and Django opens a fresh
-thread-sensitive context (a new thread) per request: together most of the
-proxy's cost per request in the benchmark. This handler has an empty
-middleware chain and shares one thread for what must run synchronously.
+thread-sensitive context (a new thread) per request. Django's handler also
+fires `request_started` before the view and `request_finished` after the
+response, each a hop through the sync thread to reset and recycle database
+connections; under a burst of requests those hops queue behind each other
+and behind every other synchronous task of the process. Together that was
+most of the proxy's cost per request in the benchmark.
+
+So this handler has an empty middleware chain and sends no request signals.
+The API touches the database only on a cache miss (providers.api_auth) and
+to write usage (providers.usage), and both recycle their own connections as
+a request would (channels.db.database_sync_to_async).
 """
 
-from django.core.handlers.asgi import ASGIHandler
+import asyncio
+from contextlib import closing
+
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.core.handlers.exception import convert_exception_to_response
+from django.urls import set_script_prefix
 
 
 class ProxyAPIHandler(ASGIHandler):
@@ -24,3 +37,26 @@ class ProxyAPIHandler(ASGIHandler):
         if scope["type"] != "http":
             raise ValueError(f"the proxy API serves HTTP, not {scope['type']}")
         await self.handle(scope, receive, send)
+
+    async def handle(self, scope, receive, send) -> None:
+        """ASGIHandler.handle without request_started/request_finished."""
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        with closing(body_file):
+            set_script_prefix(get_script_prefix(scope))
+            request, error_response = self.create_request(scope, body_file)
+            if request is None:
+                await self.send_response(error_response, send)
+                return
+            # As Django does: a client that hangs up cancels the view or the
+            # stream (the relay then closes the upstream connection).
+            try:
+                async with asyncio.TaskGroup() as group:
+                    listener = group.create_task(self.listen_for_disconnect(receive))
+                    response = await self.run_get_response(request)
+                    await self.send_response(response, send)
+                    listener.cancel()
+            except* RequestAborted:
+                pass

@@ -1,5 +1,6 @@
 """Personal API tokens for the proxy API (SPEC section 8): shown once, stored hashed."""
 
+import asyncio
 import hashlib
 import secrets
 from datetime import timedelta
@@ -12,6 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import ApiToken
+from providers import api_auth
 
 
 def _row(token: ApiToken) -> dict:
@@ -149,3 +151,44 @@ def test_admin_lists_tokens_without_their_hash(alice_client, bob):
     for body in (page, change):
         assert token.token_hash not in body and raw not in body
     assert alice_client.get(reverse("admin:accounts_apitoken_add")).status_code == 403
+
+
+# Remembered look-ups ----------------------------------------------------------------
+
+
+async def test_requests_missing_together_share_one_lookup_and_its_answer_is_remembered():
+    memory, calls, release = api_auth._Memory(), [], asyncio.Event()
+
+    async def lookup():
+        calls.append(1)
+        await release.wait()
+        return "alice"
+
+    waiting = [asyncio.create_task(memory.get("token", lookup)) for _ in range(20)]
+    await asyncio.sleep(0.01)
+    waiting[0].cancel()  # one client hanging up does not cancel the others' look-up
+    release.set()
+    answers = await asyncio.gather(*waiting[1:])
+
+    assert answers == ["alice"] * 19 and len(calls) == 1
+    assert await memory.get("token", lookup) == "alice" and len(calls) == 1
+
+
+async def test_a_refused_lookup_and_one_overtaken_by_forget_are_not_remembered():
+    memory, answers = api_auth._Memory(), iter([None, "bob", "carol", "dave"])
+    release = asyncio.Event()
+
+    async def lookup():
+        await release.wait()
+        return next(answers)
+
+    release.set()
+    assert await memory.get("token", lookup) is None
+    release.clear()
+    pending = asyncio.create_task(memory.get("token", lookup))
+    await asyncio.sleep(0.01)
+    memory.forget()  # a revocation while the look-up is out: its answer may be stale
+    release.set()
+    assert await pending == "bob"
+    assert await memory.get("token", lookup) == "carol"
+    assert await memory.get("token", lookup) == "carol"
