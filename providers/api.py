@@ -8,7 +8,8 @@ Nothing else is forwarded: this is not an open proxy. A request goes through
 the same rules as the chat (allow-list, credentials, accounting) and then
 upstream as the client sent it: the original body bytes, with headers built
 from scratch (the client's Authorization, x-api-key and cookies never leave).
-Streams are relayed chunk by chunk as they arrive; usage is read on the side
+Streams are relayed as they arrive (what arrived together in one piece,
+providers.transport.coalesced); usage is read on the side
 (providers.api_usage). The answer keeps the upstream's status and body,
 except that our key is cut out of error bodies.
 
@@ -54,7 +55,7 @@ from providers.api_errors import ApiError, Dialect, error_message
 from providers.api_usage import Call, UsageReader, account, usage_of_answer
 from providers.model_table import ModelEntry, ModelTable
 from providers.registry import ANTHROPIC_VERSION, PROVIDERS, Provider
-from providers.transport import UpstreamBlocked, UpstreamUnavailable, open_upstream
+from providers.transport import UpstreamBlocked, UpstreamUnavailable, coalesced, open_upstream
 from providers.usage import CLIENT_CLOSED
 
 logger = logging.getLogger(__name__)
@@ -354,7 +355,7 @@ async def _exchange(call: Call, url: str, headers: dict, body: bytes) -> AsyncIt
         reader = UsageReader(call.dialect)
         status, error = response.status_code, ""
         try:
-            async for chunk in response.aiter_bytes():
+            async for chunk in coalesced(response):
                 if call.first_byte is None:
                     call.first_byte = time.monotonic()
                 reader.feed(chunk)

@@ -13,7 +13,7 @@ from providers.completion import ChatMessage, CompletionRequest, stream_completi
 from providers.credentials import Endpoint
 from providers.events import StreamError, TextDelta
 from providers.registry import PROVIDERS
-from providers.transport import UpstreamTimeout, UpstreamUnreachable, http_client, open_upstream
+from providers.transport import UpstreamTimeout, UpstreamUnreachable, coalesced, http_client, open_upstream
 from tests.fake_upstream import Drop, Hang, Status, Stream, openai_text_stream, sse
 
 KEY = "sk-test-key"
@@ -179,6 +179,60 @@ async def test_open_upstream_passes_bytes_through_and_streams_raw(upstream):
     assert raw == b'data: {"n": 1}\n\ndata: {"n": 2}\n\n'
     assert upstream.chat_requests[0].body == body
     assert upstream.chat_requests[0].headers["x-test"] == "1"
+
+
+# coalesced: the proxy's relay ------------------------------------------------------
+
+
+async def pieces_of(url: str, pause_after_first: float = 0.0) -> list[bytes]:
+    pieces = []
+    async with open_upstream("POST", f"{url}/v1/chat/completions", {}, b"{}") as response:
+        async for piece in coalesced(response):
+            pieces.append(piece)
+            if len(pieces) == 1:
+                await asyncio.sleep(pause_after_first)
+    return pieces
+
+
+async def test_coalesced_joins_what_arrived_while_the_caller_was_busy(upstream):
+    chunks = [sse({"n": n}) for n in range(20)]
+    upstream.enqueue(Stream(chunks, delay=0.005))
+
+    pieces = await pieces_of(upstream.url, pause_after_first=0.5)
+
+    assert b"".join(pieces) == "".join(chunks).encode()
+    assert pieces[0] == chunks[0].encode() and len(pieces) == 2
+
+
+async def test_coalesced_passes_a_slow_stream_on_chunk_by_chunk(upstream):
+    chunks = [sse({"n": n}) for n in range(5)]
+    upstream.enqueue(Stream(chunks, delay=0.05))
+
+    assert await pieces_of(upstream.url) == [chunk.encode() for chunk in chunks]
+
+
+async def test_coalesced_delivers_what_came_before_the_upstream_broke_off(upstream):
+    upstream.enqueue(Stream([sse({"n": 1}), sse({"n": 2})], delay=0.01, abort=True))
+    received = []
+
+    with pytest.raises(httpx.HTTPError):
+        async with open_upstream("POST", f"{upstream.url}/v1/chat/completions", {}, b"{}") as response:
+            async for piece in coalesced(response):
+                received.append(piece)
+
+    assert b"".join(received) == b'data: {"n": 1}\n\ndata: {"n": 2}\n\n'
+
+
+async def test_leaving_a_coalesced_stream_early_closes_the_upstream_connection(upstream):
+    upstream.enqueue(Stream([sse({"n": n}) for n in range(10)], delay=0.05))
+
+    async with open_upstream("POST", f"{upstream.url}/v1/chat/completions", {}, b"{}") as response:
+        async with contextlib.aclosing(coalesced(response)) as pieces:
+            async for piece in pieces:
+                assert piece == b'data: {"n": 0}\n\n'
+                break
+
+    assert await upstream.until_disconnected(1.0)
 
 
 async def test_open_upstream_hands_over_the_last_retryable_answer(upstream, settings):
