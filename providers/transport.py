@@ -12,6 +12,7 @@ stream is never answered twice.
 
 import asyncio
 import functools
+import http.cookiejar
 import logging
 import random
 import ssl
@@ -89,6 +90,27 @@ def _tls_context() -> ssl.SSLContext:
     return ssl.create_default_context(cafile=certifi.where())
 
 
+class _NoCookies(http.cookiejar.CookieJar):
+    """A cookie jar that keeps nothing and sends nothing.
+
+    The client is shared by every user of the process: a cookie set in
+    answer to one user's request must never ride along on another's.
+    (Keeping none also spares parsing Set-Cookie on every answer.)
+    """
+
+    def extract_cookies(self, response, request) -> None:
+        pass
+
+    def add_cookie_header(self, request) -> None:
+        pass
+
+
+@functools.lru_cache(maxsize=512)
+def _url(url: str) -> httpx.URL:
+    # Parsing a URL is a good part of what building a request costs; upstream URLs repeat.
+    return httpx.URL(url)
+
+
 def _new_client(guarded: bool) -> httpx.AsyncClient:
     # Kept-alive connections spare a TLS handshake per request; our pool
     # (providers.pool) makes a hundred of them cheap to keep.
@@ -99,7 +121,9 @@ def _new_client(guarded: bool) -> httpx.AsyncClient:
         transport = GuardedTransport(verify=_tls_context(), limits=limits)
     else:
         transport = PooledTransport(verify=_tls_context(), limits=limits, trust_env=False)
-    return httpx.AsyncClient(timeout=_timeout(), follow_redirects=False, transport=transport, trust_env=False)
+    return httpx.AsyncClient(
+        timeout=_timeout(), follow_redirects=False, transport=transport, trust_env=False, cookies=_NoCookies()
+    )
 
 
 def _clients_of_running_loop() -> dict[bool, httpx.AsyncClient]:
@@ -205,7 +229,7 @@ async def open_upstream(
     response: httpx.Response | None = None
     for attempt in range(1, tries + 1):
         try:
-            request = client.build_request(method, url, headers=headers, content=content)
+            request = client.build_request(method, _url(url), headers=headers, content=content)
         except httpx.InvalidURL as exc:
             raise UpstreamUnreachable(f"the upstream URL is not valid ({exc})") from exc
         try:

@@ -181,6 +181,19 @@ async def test_open_upstream_passes_bytes_through_and_streams_raw(upstream):
     assert upstream.chat_requests[0].headers["x-test"] == "1"
 
 
+async def test_a_cookie_an_upstream_sets_is_never_sent_back(upstream):
+    # One client serves every user: a cookie set in answer to one user's
+    # request must not ride along on the next user's.
+    upstream.enqueue(
+        Status(200, {"ok": True}, headers={"Set-Cookie": "session=alice-secret; Path=/"}), Status(200, {"ok": True})
+    )
+    for _ in range(2):
+        async with open_upstream("POST", f"{upstream.url}/v1/chat/completions", {}, b"{}") as response:
+            await response.aread()
+
+    assert [request.headers.get("cookie") for request in upstream.chat_requests] == [None, None]
+
+
 # coalesced: the proxy's relay ------------------------------------------------------
 
 
