@@ -1,5 +1,6 @@
 """ASGI entry point: HTTP through Django, WebSockets through Channels."""
 
+import gc
 import os
 
 from django.core.asgi import get_asgi_application
@@ -30,3 +31,9 @@ application = ProtocolTypeRouter(
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
+
+# What the imports above built (Django, Twisted, the app: most of the heap)
+# lives as long as the process. Frozen, the garbage collector stops walking
+# it: a full collection in the server took ~70 ms before and ~8 ms after
+# (under the bench's proxy load), and one falls in the middle of a burst now and then.
+gc.freeze()
