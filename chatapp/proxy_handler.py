@@ -39,7 +39,7 @@ class ProxyAPIHandler(ASGIHandler):
         await self.handle(scope, receive, send)
 
     async def handle(self, scope, receive, send) -> None:
-        """ASGIHandler.handle without request_started/request_finished."""
+        """Django's ASGIHandler.handle, less the request_started and request_finished signals."""
         try:
             body_file = await self.read_body(receive)
         except RequestAborted:
@@ -50,13 +50,22 @@ class ProxyAPIHandler(ASGIHandler):
             if request is None:
                 await self.send_response(error_response, send)
                 return
-            # As Django does: a client that hangs up cancels the view or the
+
+            class RequestProcessed(Exception):
+                pass
+
+            # As in Django: a client that hangs up cancels the view or the
             # stream (the relay then closes the upstream connection).
             try:
-                async with asyncio.TaskGroup() as group:
-                    listener = group.create_task(self.listen_for_disconnect(receive))
-                    response = await self.run_get_response(request)
-                    await self.send_response(response, send)
-                    listener.cancel()
-            except* RequestAborted:
-                pass
+                try:
+                    async with asyncio.TaskGroup() as group:
+                        group.create_task(self.listen_for_disconnect(receive))
+                        response = await self.run_get_response(request)
+                        await self.send_response(response, send)
+                        raise RequestProcessed
+                except* (RequestProcessed, RequestAborted):
+                    pass
+            except BaseExceptionGroup as exception_group:
+                if len(exception_group.exceptions) == 1:
+                    raise exception_group.exceptions[0]  # noqa: B904 - re-raised as Django does
+                raise

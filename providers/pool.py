@@ -19,7 +19,7 @@ This pool keeps httpcore's rules and changes their cost:
   probed at most once every SWEEP_SECONDS, which is how dead ones leave.
 
 HTTP/1.1 only, as our clients are: a pool built for HTTP/2 keeps httpcore's
-own pass. The same fix (and its reasoning) is in pydantic's httpcore2 fork.
+own pass. pydantic's httpcore2 fork fixes the same pass along the same lines.
 """
 
 import time
@@ -59,8 +59,9 @@ class ConnectionPool(httpcore.AsyncConnectionPool):
         # Surplus idle connections go, oldest first.
         surplus = len(idle) - self._max_keepalive_connections
         if surplus > 0:
+            dropped = set(idle[:surplus])
             closing += idle[:surplus]
-            retained = [connection for connection in retained if connection not in closing]
+            retained = [connection for connection in retained if connection not in dropped]
             idle = idle[surplus:]
 
         budget = self._max_connections - len(retained)

@@ -179,7 +179,7 @@ def record_in_background(**fields) -> asyncio.Future | None:
         return None
     writer = _writers.get(loop)
     if writer is None:
-        writer = _writers[loop] = _BatchWriter(loop)
+        writer = _writers[loop] = _BatchWriter()
     return writer.add(fields)
 
 
@@ -201,19 +201,19 @@ class _BatchWriter:
     timer, so a lone record is written as soon as before.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
+    def __init__(self) -> None:
         self.queue: list[tuple[dict, asyncio.Future]] = []
         self.busy = False
         self._task: asyncio.Task | None = None
 
     def add(self, fields: dict) -> asyncio.Future:
-        future = self.loop.create_future()
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
         self.queue.append((fields, future))
         if not self.busy:
             self.busy = True
             # A fresh context: a request's would send the save to that request's sync thread.
-            self._task = self.loop.create_task(self._drain(), context=contextvars.Context())
+            self._task = loop.create_task(self._drain(), context=contextvars.Context())
         return future
 
     async def idle(self) -> None:
