@@ -25,6 +25,10 @@ from django.core.handlers.exception import convert_exception_to_response
 from django.urls import set_script_prefix
 
 
+class RequestProcessed(Exception):
+    """The response went out: ends the task group that listens for the client hanging up."""
+
+
 class ProxyAPIHandler(ASGIHandler):
     def load_middleware(self, is_async: bool = False) -> None:
         self._view_middleware = []
@@ -50,9 +54,6 @@ class ProxyAPIHandler(ASGIHandler):
             if request is None:
                 await self.send_response(error_response, send)
                 return
-
-            class RequestProcessed(Exception):
-                pass
 
             # As in Django: a client that hangs up cancels the view or the
             # stream (the relay then closes the upstream connection).
