@@ -13,7 +13,7 @@ most of the proxy's cost per request in the benchmark.
 So this handler has an empty middleware chain and sends no request signals.
 The API touches the database only on a cache miss (providers.api_auth) and
 to write usage (providers.usage), and both recycle their own connections as
-a request would (channels.db.database_sync_to_async).
+a request would (providers.database).
 """
 
 import asyncio

@@ -20,7 +20,6 @@ import hashlib
 import time
 from collections.abc import Awaitable, Callable, Hashable
 
-from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
@@ -30,6 +29,7 @@ from django.utils.translation import gettext as _
 from accounts.models import ApiToken
 from providers.api_errors import ApiError
 from providers.credentials import CredentialError, Endpoint, UnreadableCredential, resolve_endpoint
+from providers.database import database_sync_to_async
 from providers.models import ProviderCredential
 from providers.registry import Provider
 

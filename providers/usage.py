@@ -13,7 +13,6 @@ import weakref
 from datetime import datetime, time, timedelta
 from decimal import Decimal
 
-from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import models, transaction
 from django.db.models import Count, F, Sum
@@ -21,6 +20,7 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from providers.database import database_sync_to_async
 from providers.events import Usage
 
 logger = logging.getLogger(__name__)
