@@ -70,12 +70,13 @@ class _Memory:
             return value
         finally:
             if self._pending.get(key) is asyncio.current_task():
-                del self._pending[key]
+                self._pending.pop(key, None)
 
     def forget(self, matching: Callable[[Hashable], bool] = lambda key: True) -> None:
         self._forgotten += 1
         for memory in (self._known, self._pending):
-            for key in [key for key in memory if matching(key)]:
+            # list() copies at once: the settings pages call this from their own threads.
+            for key in [key for key in list(memory) if matching(key)]:
                 memory.pop(key, None)
 
 
