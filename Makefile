@@ -35,7 +35,7 @@ test: install-dev compilemessages
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: install-dev compilemessages
-	$(PY) -m bench $(if $(PEER),--peer $(PEER))
+	$(PY) -m bench $(foreach peer,$(PEER),--peer $(peer))
 
 messages: $(VENV)/.installed
 	$(PY) manage.py makemessages -l zh_Hans -l da --ignore '.venv/*' --ignore 'tests/*' --ignore 'bench/*' --no-obsolete

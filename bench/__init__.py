@@ -11,5 +11,7 @@ d. a conversation page of 1,000 messages.
 
 Every figure, its target and whether it was met go to stdout as a table and
 to bench/results/latest.json. `--peer litellm` runs a. and b. against LiteLLM's
-proxy too. Run it as `python -m bench` (or `make bench`).
+proxy too, `--peer floor` against a bare relay under Daphne (bench/floor.py:
+the least any proxy in one Daphne process adds). Run it as `python -m bench`
+(or `make bench`, `make bench PEER="litellm floor"`).
 """

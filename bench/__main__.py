@@ -1,4 +1,4 @@
-"""`python -m bench [--peer litellm] [--profile DIR] [--output PATH] [--tiny]`: see bench/__init__.py."""
+"""`python -m bench [--peer litellm|floor ...] [--profile DIR] [--output PATH] [--tiny]`: see bench/__init__.py."""
 
 import argparse
 import sys
@@ -11,7 +11,8 @@ from bench.run import Bench, Scale
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description="Switchboard's benchmarks (make bench).")
-    parser.add_argument("--peer", choices=PEERS, help="also run the proxy scenarios against this peer")
+    parser.add_argument("--peer", choices=PEERS, action="append", default=[],
+                        help="also run the proxy scenarios against this peer (may be repeated)")  # fmt: skip
     parser.add_argument("--profile", type=Path, metavar="DIR",
                         help="sample Daphne with py-spy during each scenario; raw profiles go to DIR")  # fmt: skip
     parser.add_argument("--output", type=Path, default=report.RESULTS, help="where the JSON goes")
@@ -19,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
     bench = Bench(Scale.tiny() if arguments.tiny else Scale(), profile_dir=arguments.profile)
     try:
-        result = bench.run(peer=arguments.peer)
+        result = bench.run(peers=tuple(arguments.peer))
     finally:
         bench.cleanup()
     path = report.write(result, arguments.output)

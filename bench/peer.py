@@ -1,14 +1,18 @@
-"""A peer to compare with: LiteLLM's proxy, one worker, in front of the same fake upstream.
+"""Peers to compare with, in front of the same fake upstream: a. and b. run against each.
 
-`python -m bench --peer litellm` installs it on first use into its own
-virtual environment (bench/.peer-venv, so none of its many dependencies
-reach the app's), starts it on a free loopback port and runs the proxy
-scenarios (a. and b.) against it. Any failure (no network for pip, a start
-that never becomes healthy) is reported and the bench carries on.
+- `litellm`: LiteLLM's proxy, one worker. `python -m bench --peer litellm`
+  installs it on first use into its own virtual environment
+  (bench/.peer-venv, so none of its many dependencies reach the app's).
+- `floor`: bench/floor.py under Daphne, a bare relay: what Daphne itself
+  adds, below which Switchboard cannot go in one process.
+
+Each is started on a free loopback port. Any failure (no network for pip, a
+start that never becomes healthy) is reported and the bench carries on.
 """
 
 import os
 import secrets
+import socket
 import subprocess
 import sys
 import tempfile
@@ -18,10 +22,11 @@ from pathlib import Path
 import httpx
 
 from bench.load import Target
+from tests.live_server import ROOT
 from bench.upstream import MODEL
 
 PEER_VENV = Path(__file__).resolve().parent / ".peer-venv"
-PEERS = ("litellm",)
+PEERS = ("litellm", "floor")
 INSTALL_TIMEOUT = 1200  # seconds: LiteLLM's proxy pulls in a few hundred MB
 START_TIMEOUT = 180  # seconds: it imports a lot before it listens
 # LiteLLM refuses to start without a master key; clients then send it as their token.
@@ -44,13 +49,28 @@ class PeerUnavailable(Exception):
     pass
 
 
-class LiteLLMProxy:
-    name = "litellm"
+class PeerProcess:
+    """A peer server in its own process, on `port`, with a scratch directory."""
+
+    name = ""
 
     def __init__(self, port: int) -> None:
         self.port = port
         self.process: subprocess.Popen | None = None
-        self.workdir = Path(tempfile.mkdtemp(prefix="bench-litellm-"))
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"bench-{self.name}-"))
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+class LiteLLMProxy(PeerProcess):
+    name = "litellm"
 
     @property
     def executable(self) -> Path:
@@ -110,11 +130,40 @@ class LiteLLMProxy:
         log = self.workdir / "litellm.log"
         return log.read_text(errors="replace")[-800:] if log.exists() else ""
 
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
+
+class FloorRelay(PeerProcess):
+    """bench/floor.py under Daphne, served as the app is (same backlog, one process)."""
+
+    name = "floor"
+
+    def install(self) -> None:
+        pass  # Daphne is the app's own
+
+    def start(self, upstream_url: str) -> "FloorRelay":
+        log = (self.workdir / "daphne.log").open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-e", f"tcp:port={self.port}:interface=127.0.0.1:backlog=1024",
+             "bench.floor:application"],
+            cwd=ROOT, env={**os.environ, "FLOOR_UPSTREAM": upstream_url}, stdout=subprocess.DEVNULL, stderr=log,
+        )  # fmt: skip
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise PeerUnavailable(f"the floor relay exited: {self.log_tail()}")
             try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return self
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise PeerUnavailable(f"the floor relay did not listen in {START_TIMEOUT} s: {self.log_tail()}")
+
+    def target(self) -> Target:
+        return Target(self.name, f"http://127.0.0.1:{self.port}/v1/chat/completions")
+
+    def log_tail(self) -> str:
+        log = self.workdir / "daphne.log"
+        return log.read_text(errors="replace")[-800:] if log.exists() else ""
+
+
+PEER_CLASSES = {"litellm": LiteLLMProxy, "floor": FloorRelay}

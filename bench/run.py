@@ -87,7 +87,7 @@ class Bench:
             RATE_LIMIT="100000/m",  # the proxy counts requests per user: the bench is one user
         )
 
-    def run(self, peer: str | None = None) -> dict:
+    def run(self, peers: tuple[str, ...] = ()) -> dict:
         started = report.now()
         machine = report.machine()
         upstream = UpstreamProcess().start()
@@ -120,7 +120,7 @@ class Bench:
             self.scenario("d. a long conversation page", ("page",),
                           lambda: (self.page(env, server, browser.cookies, pid),))
             self.retire_servers()
-            if peer:
+            for peer in peers:
                 self.peers[peer] = self.peer(peer, direct, upstream.url)
         finally:
             self.retire_servers()
@@ -312,10 +312,10 @@ class Bench:
     # -- the peer ---------------------------------------------------------------
 
     def peer(self, name: str, direct: Target, upstream_url: str) -> dict:
-        from bench.peer import LiteLLMProxy, PeerUnavailable
+        from bench.peer import PEER_CLASSES, PeerUnavailable
 
         self.say(f"peer: {name}...")
-        proxy = LiteLLMProxy(free_port())
+        proxy = PEER_CLASSES[name](free_port())
         try:
             proxy.install()
             proxy.start(upstream_url)

@@ -2,8 +2,9 @@
 
 Not a speed test: nothing here looks at a timing. It checks that the harness
 starts its upstream and a real Daphne, drives every scenario (3 streams of 5
-tokens, 3 conversations of 10, a 20-message page), produces every figure the
-targets are judged on, and writes the JSON where it is told to.
+tokens, 3 conversations of 10, a 20-message page) and the floor peer,
+produces every figure the targets are judged on, and writes the JSON where
+it is told to.
 """
 
 import json
@@ -15,7 +16,7 @@ from bench.report import GOALS, lookup
 def test_the_bench_produces_every_figure_and_writes_its_json(tmp_path, capsys):
     output = tmp_path / "results" / "latest.json"
 
-    assert main(["--tiny", "--output", str(output)]) == 0
+    assert main(["--tiny", "--peer", "floor", "--output", str(output)]) == 0
 
     result = json.loads(output.read_text())
     figures = result["figures"]
@@ -33,5 +34,8 @@ def test_the_bench_produces_every_figure_and_writes_its_json(tmp_path, capsys):
     assert figures["chat"]["tokens_final"] == figures["chat"]["tokens_expected"] == 30
     assert figures["page"]["messages"] == 20 and figures["page"]["queries"] > 0
     assert figures["memory"]["sockets"] == 3
+    # The floor relay, a peer that needs no install, came through whole too.
+    floor = result["peers"]["floor"]
+    assert (floor["proxy"]["complete"], floor["saturation"]["proxy_tokens_per_second"] > 0) == (3, True)
     table = capsys.readouterr().out
-    assert "targets" in table and str(output) in table
+    assert "targets" in table and str(output) in table and "floor vs direct" in table
