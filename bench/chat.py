@@ -58,6 +58,7 @@ class ConversationResult:
     frames: list[float] = field(default_factory=list)  # receipt times of frames carrying answer text
     status: str = ""
     seconds: float = 0.0  # from sending the message to the final render
+    first_token: float | None = None  # seconds from sending the message to the first token of the answer
     error: str = ""
 
     @property
@@ -99,6 +100,8 @@ async def _converse(socket, tokens: int, delay: float, model: str) -> Conversati
                 text += "".join(pieces)
                 end = 0
                 for match in _TOKEN.finditer(text):
+                    if result.first_token is None:
+                        result.first_token = time.perf_counter() - started
                     result.streamed.add(int(match[1]))
                     result.delays.append(received - float(match[2]))
                     end = match.end()
@@ -135,6 +138,7 @@ async def conversations(browser: Browser, count: int, tokens: int, delay: float,
 def chat_figures(results: list[ConversationResult], tokens: int) -> dict:
     delays = [d * 1000 for r in results for d in r.delays]
     rates = [rate for r in results if (rate := r.frames_per_second) is not None]
+    first = [r.first_token * 1000 for r in results if r.first_token is not None]
     expected = tokens * len(results)
     final = sum(len(r.final) for r in results)
     return {
@@ -151,6 +155,9 @@ def chat_figures(results: list[ConversationResult], tokens: int) -> dict:
         "frames_per_second_p50": percentile(rates, 50),
         "frames_per_second_max": max(rates) if rates else None,
         "total_p50_ms": percentile([r.seconds * 1000 for r in results if not r.error], 50),
+        # Everyone sends at once: the first token waits for every conversation's start (no target; for the reader).
+        "ttft_p50_ms": percentile(first, 50),
+        "ttft_p99_ms": percentile(first, 99),
     }
 
 

@@ -184,6 +184,7 @@ def table(result: dict) -> str:
         ["tokens in final content", f"{chat.get('tokens_final', '-')}/{chat.get('tokens_expected', '-')}"],
         ["tokens streamed live", f"{chat.get('tokens_streamed', '-')}/{chat.get('tokens_expected', '-')}"],
         ["token delay p50 / p99", f"{_ms(chat.get('delay_p50_ms'))} / {_ms(chat.get('delay_p99_ms'))}"],
+        ["time to first token p50 / p99", f"{_ms(chat.get('ttft_p50_ms'))} / {_ms(chat.get('ttft_p99_ms'))}"],
         ["frames/s per stream p50 / max",
          f"{format_value(chat.get('frames_per_second_p50'))} / {format_value(chat.get('frames_per_second_max'))}"],
         ["conversation total p50 (vs direct stream)",

@@ -32,6 +32,7 @@ def test_the_bench_produces_every_figure_and_writes_its_json(tmp_path, capsys):
     assert (figures["direct"]["complete"], figures["proxy"]["complete"]) == (3, 3)
     assert figures["saturation"]["proxy_tokens_per_second"] > 0
     assert figures["chat"]["tokens_final"] == figures["chat"]["tokens_expected"] == 30
+    assert figures["chat"]["ttft_p50_ms"] is not None
     assert figures["page"]["messages"] == 20 and figures["page"]["queries"] > 0
     assert figures["memory"]["sockets"] == 3
     # The floor relay, a peer that needs no install, came through whole too.
