@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 
 from bench.load import Target
-from tests.live_server import ROOT
+from tests.live_server import ROOT, stop_process
 from bench.upstream import MODEL
 
 PEER_VENV = Path(__file__).resolve().parent / ".peer-venv"
@@ -60,13 +60,7 @@ class PeerProcess:
         self.workdir = Path(tempfile.mkdtemp(prefix=f"bench-{self.name}-"))
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout=10)
 
 
 class LiteLLMProxy(PeerProcess):

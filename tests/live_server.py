@@ -100,13 +100,7 @@ class AppServer:
         raise RuntimeError("daphne did not become healthy in time")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
     def signed_in_cookies(self, username: str = "alice") -> dict[str, str]:
         """Sign in through the sign-in form, as a browser would."""
@@ -120,3 +114,15 @@ class AppServer:
             )
             assert response.status_code == 302, response.text[:500]
             return dict(client.cookies)
+
+
+def stop_process(process: subprocess.Popen | None, timeout: float = 5) -> None:
+    """End a child process: asked to terminate, killed if it has not after `timeout` seconds."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
