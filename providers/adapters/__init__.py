@@ -124,3 +124,13 @@ def decimal_or_none(value: Any) -> Decimal | None:
     except InvalidOperation:
         return None
     return number if number.is_finite() else None
+
+
+def sampling_options(request: "CompletionRequest") -> dict[str, Any]:
+    """Temperature and top_p, where the request sets them: both APIs name them alike."""
+    options: dict[str, Any] = {}
+    if request.temperature is not None:
+        options["temperature"] = request.temperature
+    if request.top_p is not None:
+        options["top_p"] = request.top_p
+    return options

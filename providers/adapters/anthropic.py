@@ -10,7 +10,14 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
-from providers.adapters import Adapter, StreamParser, cut_short, error_for_status, usage_then_finish
+from providers.adapters import (
+    Adapter,
+    StreamParser,
+    cut_short,
+    error_for_status,
+    sampling_options,
+    usage_then_finish,
+)
 from providers.adapters.sse import SSEEvent
 from providers.events import Finish, ReasoningDelta, StreamError, StreamEvent, TextDelta, ToolCallDelta, Usage
 
@@ -66,7 +73,7 @@ class AnthropicMessages(Adapter):
                 max_tokens = budget + ANSWER_TOKENS
         else:
             # With thinking on, the API refuses any temperature but 1 and most top_p.
-            body.update(_sampling(request))
+            body.update(sampling_options(request))
         body["max_tokens"] = max_tokens
         if stream:
             body["stream"] = True
@@ -134,15 +141,6 @@ def _can_send_back(block: dict[str, Any]) -> bool:
 def _thinking_budget(request: "CompletionRequest") -> int:
     budget = request.reasoning_budget or THINKING_BUDGETS.get(request.reasoning_effort, 0)
     return max(budget, MIN_THINKING_BUDGET) if budget else 0
-
-
-def _sampling(request: "CompletionRequest") -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    if request.temperature is not None:
-        options["temperature"] = request.temperature
-    if request.top_p is not None:
-        options["top_p"] = request.top_p
-    return options
 
 
 # Answer -------------------------------------------------------------------

@@ -16,6 +16,7 @@ from providers.adapters import (
     cut_short,
     decimal_or_none,
     error_for_status,
+    sampling_options,
     usage_then_finish,
 )
 from providers.adapters.sse import SSEEvent
@@ -101,11 +102,7 @@ def _message(request: "CompletionRequest", message: "ChatMessage") -> dict[str, 
 
 
 def _sampling(request: "CompletionRequest") -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    if request.temperature is not None:
-        options["temperature"] = request.temperature
-    if request.top_p is not None:
-        options["top_p"] = request.top_p
+    options = sampling_options(request)
     if request.max_tokens is not None:
         # OpenAI's reasoning models refuse max_tokens; its successor works for all its models.
         name = "max_completion_tokens" if request.provider.slug == "openai" else "max_tokens"
