@@ -16,13 +16,12 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
 
 from bench.load import Target
-from tests.live_server import ROOT, stop_process
+from tests.live_server import ROOT, NotReady, stop_process, wait_until_ready
 from bench.upstream import MODEL
 
 PEER_VENV = Path(__file__).resolve().parent / ".peer-venv"
@@ -53,11 +52,23 @@ class PeerProcess:
     """A peer server in its own process, on `port`, with a scratch directory."""
 
     name = ""
+    log_name = ""  # the server's output, in workdir
 
     def __init__(self, port: int) -> None:
         self.port = port
         self.process: subprocess.Popen | None = None
         self.workdir = Path(tempfile.mkdtemp(prefix=f"bench-{self.name}-"))
+
+    def wait_until_ready(self, ready, interval: float = 0.1) -> None:
+        assert self.process is not None
+        try:
+            wait_until_ready(self.process, ready, START_TIMEOUT, interval)
+        except NotReady as exc:
+            raise PeerUnavailable(f"{self.name} {exc}: {self.log_tail()}") from None
+
+    def log_tail(self) -> str:
+        log = self.workdir / self.log_name
+        return log.read_text(errors="replace")[-800:] if log.exists() else ""
 
     def stop(self) -> None:
         stop_process(self.process, timeout=10)
@@ -65,6 +76,7 @@ class PeerProcess:
 
 class LiteLLMProxy(PeerProcess):
     name = "litellm"
+    log_name = "litellm.log"
 
     @property
     def executable(self) -> Path:
@@ -97,67 +109,47 @@ class LiteLLMProxy(PeerProcess):
         # Offline and quiet: the bundled price list instead of fetching one, no telemetry, few logs.
         env.update(LITELLM_LOCAL_MODEL_COST_MAP="True", LITELLM_TELEMETRY="False", LITELLM_LOG="ERROR",
                    LITELLM_MASTER_KEY=MASTER_KEY)  # fmt: skip
-        log = (self.workdir / "litellm.log").open("wb")
+        log = (self.workdir / self.log_name).open("wb")
         self.process = subprocess.Popen(
             [str(self.executable), "--config", str(config), "--host", "127.0.0.1", "--port", str(self.port),
              "--num_workers", "1"],
             cwd=self.workdir, env=env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise PeerUnavailable(f"litellm exited: {self.log_tail()}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/health/liveliness", timeout=2).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.5)
-        self.stop()
-        raise PeerUnavailable(f"litellm did not become healthy in {START_TIMEOUT} s: {self.log_tail()}")
+        healthy = f"http://127.0.0.1:{self.port}/health/liveliness"
+        self.wait_until_ready(lambda: httpx.get(healthy, timeout=2).status_code == 200, interval=0.5)
+        return self
 
     def target(self) -> Target:
         return Target(self.name, f"http://127.0.0.1:{self.port}/v1/chat/completions",
                       {"Authorization": f"Bearer {MASTER_KEY}"})  # fmt: skip
-
-    def log_tail(self) -> str:
-        log = self.workdir / "litellm.log"
-        return log.read_text(errors="replace")[-800:] if log.exists() else ""
 
 
 class FloorRelay(PeerProcess):
     """bench/floor.py under Daphne, served as the app is (same backlog, one process)."""
 
     name = "floor"
+    log_name = "daphne.log"
 
     def install(self) -> None:
         pass  # Daphne is the app's own
 
     def start(self, upstream_url: str) -> "FloorRelay":
-        log = (self.workdir / "daphne.log").open("wb")
+        log = (self.workdir / self.log_name).open("wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "daphne", "-e", f"tcp:port={self.port}:interface=127.0.0.1:backlog=1024",
              "bench.floor:application"],
             cwd=ROOT, env={**os.environ, "FLOOR_UPSTREAM": upstream_url}, stdout=subprocess.DEVNULL, stderr=log,
         )  # fmt: skip
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise PeerUnavailable(f"the floor relay exited: {self.log_tail()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return self
-            except OSError:
-                time.sleep(0.1)
-        self.stop()
-        raise PeerUnavailable(f"the floor relay did not listen in {START_TIMEOUT} s: {self.log_tail()}")
+        self.wait_until_ready(lambda: _accepts_connections(self.port))
+        return self
 
     def target(self) -> Target:
         return Target(self.name, f"http://127.0.0.1:{self.port}/v1/chat/completions")
 
-    def log_tail(self) -> str:
-        log = self.workdir / "daphne.log"
-        return log.read_text(errors="replace")[-800:] if log.exists() else ""
+
+def _accepts_connections(port: int) -> bool:
+    with socket.create_connection(("127.0.0.1", port), timeout=1):
+        return True
 
 
 PEER_CLASSES = {"litellm": LiteLLMProxy, "floor": FloorRelay}

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,18 +87,12 @@ class AppServer:
                 stdout=subprocess.DEVNULL,
                 stderr=log,
             )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"daphne exited: {self.log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError("daphne did not become healthy in time")
+        try:
+            wait_until_ready(self.process, lambda: httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200,
+                             timeout)  # fmt: skip
+        except NotReady as exc:
+            raise RuntimeError(f"daphne {exc}: {self.log.read_text()[-2000:]}") from None
+        return self
 
     def stop(self) -> None:
         stop_process(self.process)
@@ -114,6 +109,31 @@ class AppServer:
             )
             assert response.status_code == 302, response.text[:500]
             return dict(client.cookies)
+
+
+class NotReady(Exception):
+    """A server process exited, or did not answer in time; the message says which."""
+
+
+def wait_until_ready(process: subprocess.Popen, ready: Callable[[], bool], timeout: float,
+                     interval: float = 0.1) -> None:  # fmt: skip
+    """Poll `ready` until it is true; connection errors count as "not yet".
+
+    NotReady when the process exits first, or when `timeout` seconds pass (the
+    process is stopped then).
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise NotReady(f"exited with status {process.returncode}")
+        try:
+            if ready():
+                return
+        except (OSError, httpx.TransportError):
+            pass
+        time.sleep(interval)
+    stop_process(process)
+    raise NotReady(f"was not ready in {timeout} s")
 
 
 def stop_process(process: subprocess.Popen | None, timeout: float = 5) -> None:
