@@ -11,7 +11,6 @@ import logging
 import uuid
 
 from autobahn.exception import Disconnected
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
 from django.utils import translation
@@ -21,6 +20,7 @@ from django.utils.translation import gettext_lazy as _
 from chatapp import exchanges, generation
 from chatapp.languages import language_for_scope
 from chatapp.models import Conversation, Message
+from providers.database import database_sync_to_async
 
 logger = logging.getLogger(__name__)
 

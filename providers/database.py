@@ -3,9 +3,10 @@
 Django recycles database connections around each request: its
 `request_started` and `request_finished` signals close a connection that is
 past CONN_MAX_AGE or that failed its health check, before anyone uses it.
-Code that reaches the database outside that cycle (the proxy API, whose
-handler sends no request signals, and the background usage writer) does
-the same itself through `database_sync_to_async`.
+Code that reaches the database outside that cycle (the chat's WebSocket
+consumers, the proxy API, whose handler sends no request signals, and the
+background usage writer) does the same itself through
+`database_sync_to_async`.
 
 It is channels.db.database_sync_to_async, except that a connection inside an
 atomic block is left alone: closing it would break the transaction of
