@@ -272,19 +272,16 @@ async def coalesced(response: httpx.Response) -> AsyncIterator[bytes]:
     """
     buffer = bytearray()
     ready = asyncio.Event()
-    ended = False
     # An encoded body (an upstream that ignored `Accept-Encoding: identity`) is decoded; a plain one is not touched.
     chunks = response.aiter_raw() if "content-encoding" not in response.headers else response.aiter_bytes()
 
     async def read() -> None:
-        nonlocal ended
         try:
             async for chunk in chunks:
                 buffer.extend(chunk)
                 ready.set()
         finally:
-            ended = True
-            ready.set()
+            ready.set()  # the end, or the error, is news too
 
     reading = asyncio.get_running_loop().create_task(read())
     try:
@@ -295,7 +292,7 @@ async def coalesced(response: httpx.Response) -> AsyncIterator[bytes]:
                 piece = bytes(buffer)
                 buffer.clear()
                 yield piece
-            if ended and not buffer:
+            if reading.done() and not buffer:
                 break
         reading.result()  # the reading's error, if it ended with one
     finally:

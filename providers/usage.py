@@ -203,39 +203,40 @@ class _BatchWriter:
 
     def __init__(self) -> None:
         self.queue: list[tuple[dict, asyncio.Future]] = []
-        self.busy = False
         self._task: asyncio.Task | None = None
+
+    @property
+    def busy(self) -> bool:
+        return self._task is not None and not self._task.done()
 
     def add(self, fields: dict) -> asyncio.Future:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self.queue.append((fields, future))
         if not self.busy:
-            self.busy = True
             # A fresh context: a request's would send the save to that request's sync thread.
             self._task = loop.create_task(self._drain(), context=contextvars.Context())
         return future
 
     async def idle(self) -> None:
         """Return when every queued record has been saved (or given up on)."""
-        while self.busy and self._task is not None:
+        while self._task is not None and not self._task.done():
             await asyncio.shield(self._task)  # a cancelled waiter must not cancel the writer
 
     async def _drain(self) -> None:
-        try:
-            while self.queue:
-                batch, self.queue = self.queue, []
-                try:
-                    saved = await _save_batch([fields for fields, _future in batch])
-                except Exception as exc:  # the database is unreachable: the batch is lost, and said so
-                    saved = [None] * len(batch)
-                    for fields, _future in batch:
-                        _log_failure(exc, fields)
-                for (_fields, future), record in zip(batch, saved, strict=True):
-                    if not future.done():
-                        future.set_result(record)
-        finally:
-            self.busy = False
+        # No await between the queue found empty and the task's end: a record
+        # added later finds the writer idle and starts a new task.
+        while self.queue:
+            batch, self.queue = self.queue, []
+            try:
+                saved = await _save_batch([fields for fields, _future in batch])
+            except Exception as exc:  # the database is unreachable: the batch is lost, and said so
+                saved = [None] * len(batch)
+                for fields, _future in batch:
+                    _log_failure(exc, fields)
+            for (_fields, future), record in zip(batch, saved, strict=True):
+                if not future.done():
+                    future.set_result(record)
 
 
 _writers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _BatchWriter]" = weakref.WeakKeyDictionary()
