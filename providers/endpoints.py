@@ -24,6 +24,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
+from providers.network import AsyncioBackend
 from providers.pool import PooledTransport
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -187,7 +188,7 @@ class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
     """
 
     def __init__(self, backend: httpcore.AsyncNetworkBackend | None = None) -> None:
-        self._backend = backend or httpcore.AnyIOBackend()
+        self._backend = backend or AsyncioBackend()
 
     async def resolve(self, host: str, port: int) -> list[IPAddress]:
         ip = literal_address(host)

@@ -27,6 +27,8 @@ import time
 import httpcore
 import httpx
 
+from providers.network import AsyncioBackend
+
 SWEEP_SECONDS = 1.0
 
 
@@ -104,7 +106,7 @@ class ConnectionPool(httpcore.AsyncConnectionPool):
 
 
 class PooledTransport(httpx.AsyncHTTPTransport):
-    """httpx's transport on a ConnectionPool (same settings as httpx would give its own)."""
+    """httpx's transport on a ConnectionPool (same settings as httpx would give its own), over asyncio's sockets."""
 
     def __init__(self, *, limits: httpx.Limits = httpx.Limits(max_connections=100, max_keepalive_connections=20),
                  network_backend: httpcore.AsyncNetworkBackend | None = None, **options) -> None:  # fmt: skip
@@ -120,5 +122,5 @@ class PooledTransport(httpx.AsyncHTTPTransport):
             local_address=own._local_address,
             retries=own._retries,
             socket_options=own._socket_options,
-            network_backend=network_backend,
+            network_backend=network_backend or AsyncioBackend(),
         )
