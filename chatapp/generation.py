@@ -52,12 +52,40 @@ def heartbeat_key(message_id: int) -> str:
     return f"generation:alive:{message_id}"
 
 
+class GrowingText:
+    """Text built by appending deltas.
+
+    `text += delta` on an attribute copies the whole text at every delta,
+    which grows with the square of the answer's length. Here the deltas are
+    kept as they come and joined when the text is read: on a frame, at most
+    twenty times a second, not on every token.
+    """
+
+    __slots__ = ("_parts", "_length")
+
+    def __init__(self) -> None:
+        self._parts: list[str] = []
+        self._length = 0
+
+    def append(self, text: str) -> None:
+        self._parts.append(text)
+        self._length += len(text)
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __str__(self) -> str:
+        if len(self._parts) > 1:
+            self._parts[:] = ["".join(self._parts)]
+        return self._parts[0] if self._parts else ""
+
+
 @dataclass
 class Progress:
     """What has been generated so far, and how much of it has been published."""
 
-    content: str = ""
-    reasoning: str = ""
+    content_text: GrowingText = field(default_factory=GrowingText)
+    reasoning_text: GrowingText = field(default_factory=GrowingText)
     published_content: int = 0
     published_reasoning: int = 0
     reasoning_details: list[dict] = field(default_factory=list)
@@ -66,8 +94,18 @@ class Progress:
     reasoning_seconds: float | None = None
 
     @property
+    def content(self) -> str:
+        return str(self.content_text)
+
+    @property
+    def reasoning(self) -> str:
+        return str(self.reasoning_text)
+
+    @property
     def pending(self) -> bool:
-        return len(self.content) > self.published_content or len(self.reasoning) > self.published_reasoning
+        return (
+            len(self.content_text) > self.published_content or len(self.reasoning_text) > self.published_reasoning
+        )
 
 
 class Generation:
@@ -160,14 +198,14 @@ class Generation:
             case events.TextDelta(text=text):
                 if progress.first_token_at is None:
                     progress.first_token_at = time.monotonic()
-                if progress.reasoning and progress.reasoning_seconds is None:
+                if progress.reasoning_text and progress.reasoning_seconds is None:
                     progress.reasoning_seconds = time.monotonic() - progress.started
-                progress.content += text
+                progress.content_text.append(text)
                 self._schedule_flush()
             case events.ReasoningDelta(text=text):
                 if progress.first_token_at is None:
                     progress.first_token_at = time.monotonic()
-                progress.reasoning += text
+                progress.reasoning_text.append(text)
                 self._schedule_flush()
             case events.Usage():
                 self._usage = event
@@ -192,22 +230,23 @@ class Generation:
             if not progress.pending:
                 return
             self._last_flush = time.monotonic()
+            content, reasoning = progress.content, progress.reasoning
             frame = {
                 "type": "generation.delta",
                 "message_id": self.message.id,
                 "content_offset": progress.published_content,
-                "content": progress.content[progress.published_content :],
+                "content": content[progress.published_content :],
                 "reasoning_offset": progress.published_reasoning,
-                "reasoning": progress.reasoning[progress.published_reasoning :],
+                "reasoning": reasoning[progress.published_reasoning :],
                 "reasoning_seconds": progress.reasoning_seconds,
             }
-            progress.published_content = len(progress.content)
-            progress.published_reasoning = len(progress.reasoning)
+            progress.published_content = len(content)
+            progress.published_reasoning = len(reasoning)
             await self.layer.group_send(stream_group(self.conversation.id), frame)
             if time.monotonic() - self._last_save >= SAVE_INTERVAL:
                 self._last_save = time.monotonic()
                 await Message.objects.filter(pk=self.message.id).aupdate(
-                    content=progress.content, reasoning=progress.reasoning, updated_at=timezone.now()
+                    content=content, reasoning=reasoning, updated_at=timezone.now()
                 )
 
     # -- control -----------------------------------------------------------

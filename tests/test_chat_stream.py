@@ -6,7 +6,10 @@ import uuid
 
 import pytest
 from asgiref.sync import sync_to_async
+from hypothesis import given
+from hypothesis import strategies as st
 
+from chatapp.generation import GrowingText
 from chatapp.models import Conversation, Message
 from providers.usage import UsageRecord, wait_for_background_writes
 from tests.chat_client import open_chat
@@ -317,3 +320,16 @@ async def test_sending_into_another_users_conversation_is_refused(alice, bob, op
     assert response.status_code == 302
     assert not await Message.objects.filter(conversation=chat).aexists()
     assert openrouter.chat_requests == []
+
+
+@given(st.lists(st.tuples(st.text(), st.booleans())))
+def test_a_growing_answer_reads_as_its_deltas_joined(steps):
+    # Read between deltas (a frame) or not: the text is always every delta so far, in order.
+    text, expected = GrowingText(), ""
+    for delta, read in steps:
+        text.append(delta)
+        expected += delta
+        assert len(text) == len(expected)
+        if read:
+            assert str(text) == expected
+    assert str(text) == expected
