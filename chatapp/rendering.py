@@ -1,4 +1,4 @@
-"""Model output as safe HTML: Markdown, highlighted code, math kept as TeX.
+"""Model output as safe HTML: Markdown, highlighted code, math kept as TeX (static/js/math.js typesets it).
 
 Two independent locks: markdown-it runs with raw HTML off, so anything in the
 model's text that looks like a tag is escaped and shown; nh3 then cleans the

@@ -138,6 +138,31 @@ def test_model_output_is_shown_as_text_and_runs_no_script(page, upstream_server)
     assert page.dialogs == []
 
 
+def test_math_is_typeset_live_and_after_a_reload(page, upstream_server):
+    answer_text = (
+        "Energy: $E=mc^2$, and\n\n$$\\sum_{i=1}^n i = \\frac{n(n+1)}{2}$$\n\n"
+        "A link in TeX stays inert: $\\href{javascript:alert(1)}{click}$"
+    )
+    refused = []
+    page.on("console", lambda message: refused.append(message.text) if "Refused" in message.text else None)
+    upstream_server.enqueue(Stream(openai_text_stream(answer_text), delay=0.01))
+    _send(page, "Some maths please")
+    for reloaded in (False, True):
+        if reloaded:
+            page.reload()
+        content = _last_answer(page).locator('[data-part="content"]')
+        expect(_last_answer(page)).to_have_attribute("data-status", "done")
+        inline, display, link = (content.locator(".math").nth(n) for n in range(3))
+        expect(inline.locator(".katex")).to_have_count(1)
+        expect(inline.locator("annotation")).to_have_text("E=mc^2")  # the TeX, kept for copying and screen readers
+        expect(display.locator(".katex-display .mfrac")).to_have_count(1)
+        assert display.bounding_box()["height"] > inline.bounding_box()["height"]
+        expect(link.locator("a")).to_have_count(0)  # KaTeX's `trust` is off: no link, no script
+        loaded = "[...document.fonts].some(f => f.family.includes('KaTeX_Main') && f.status === 'loaded')"
+        page.wait_for_function(loaded)  # its font came from our static files
+    assert page.dialogs == [] and refused == []
+
+
 def test_usable_on_a_phone_screen(browser, app, page):
     page.set_viewport_size({"width": 375, "height": 740})
     page.goto(f"{app.url}/c/new/")
