@@ -138,6 +138,17 @@ def test_model_output_is_shown_as_text_and_runs_no_script(page, upstream_server)
     assert page.dialogs == []
 
 
+def test_a_new_chat_gets_its_header_with_the_first_answer(page, upstream_server):
+    header = page.locator("#chat-header")
+    expect(header).to_be_hidden()  # a new chat has no title or settings yet
+    upstream_server.enqueue(Stream(openai_text_stream("Mild and windy."), delay=0.01))
+    _send(page, "How is the weather in Copenhagen today")
+    expect(_last_answer(page)).to_have_attribute("data-status", "done")
+    expect(header.get_by_role("heading")).to_have_text("How is the weather in Copenhagen today")
+    header.get_by_text("Chat settings", exact=True).click()
+    expect(header.locator(".chat-settings-panel form")).to_be_visible()  # htmx wired the swapped-in header
+
+
 def test_math_is_typeset_live_and_after_a_reload(page, upstream_server):
     answer_text = (
         "Energy: $E=mc^2$, and\n\n$$\\sum_{i=1}^n i = \\frac{n(n+1)}{2}$$\n\n"
