@@ -120,7 +120,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 {"conversation": conversation, "branch": branch, "first_message": new_messages and len(branch) == 2},
             )
         )
-        generation.Generation(answer, conversation).start()
+        generation.Generation(answer, conversation, branch).start()
 
     # -- frames from generations ----------------------------------------------
 

@@ -38,6 +38,7 @@ def _locked(user, conversation_id: uuid.UUID, create_with_model: str | None = No
             )
         if conversation is None or conversation.owner_id != user.id or conversation.deleted_at is not None:
             raise Refused(_("This conversation was not found."))
+        conversation.owner = user  # known now: the generation needs the owner and need not fetch them
         if conversation.messages.filter(status=Message.Status.STREAMING).exists():
             raise Refused(_("An answer is still being written. Stop it or wait for it to finish."))
         yield conversation
@@ -48,7 +49,7 @@ def start_exchange(user, conversation_id: uuid.UUID, text: str, model: str) -> S
         raise Refused(_("This model is not available on this server."))
     with _locked(user, conversation_id, create_with_model=model) as conversation:
         model = model or conversation.model or _default_model_ref(user)
-        _question, answer = conversation.add_exchange(text, conversation.current_leaf, model)
+        _question, answer = conversation.add_exchange(text, conversation.current_leaf_id, model)
         return conversation, answer
 
 

@@ -109,9 +109,11 @@ class Progress:
 
 
 class Generation:
-    def __init__(self, message: Message, conversation: Conversation):
+    def __init__(self, message: Message, conversation: Conversation, branch: list[Message] | None = None):
+        """`branch`: the path to `message`, if the caller has just read it (spares reading it again)."""
         self.message = message
         self.conversation = conversation
+        self._branch = branch
         self.progress = Progress()
         self.layer = get_channel_layer()
         self.task: asyncio.Task | None = None
@@ -180,7 +182,8 @@ class Generation:
     async def _stream(self) -> None:
         from chatapp.upstream import prepare_request
 
-        prepared = await prepare_request(self.conversation, self.message)
+        prepared = await prepare_request(self.conversation, self.message, self._branch)
+        self._branch = None  # not kept for the length of the answer
         if isinstance(prepared, events.StreamError):
             self._error = prepared
             return

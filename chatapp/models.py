@@ -140,9 +140,9 @@ class Conversation(models.Model):
         self.current_leaf = leaf
         self.save(update_fields=["current_leaf", "updated_at"])
 
-    def add_exchange(self, text: str, parent: "Message | None", model: str) -> tuple["Message", "Message"]:
-        """Save a user message and the assistant message that will answer it."""
-        question = self.messages.create(parent=parent, role=Message.Role.USER, content=text)
+    def add_exchange(self, text: str, parent_id: int | None, model: str) -> tuple["Message", "Message"]:
+        """Save a user message (under `parent_id`) and the assistant message that will answer it."""
+        question = self.messages.create(parent_id=parent_id, role=Message.Role.USER, content=text)
         answer = self._start_answer(question, model)
         return question, answer
 
@@ -152,7 +152,7 @@ class Conversation(models.Model):
 
     def edit(self, question: "Message", text: str, model: str) -> tuple["Message", "Message"]:
         """An edited question starts a new branch beside the original."""
-        return self.add_exchange(text, question.parent, model)
+        return self.add_exchange(text, question.parent_id, model)
 
     def _start_answer(self, question: "Message", model: str) -> "Message":
         answer = self.messages.create(

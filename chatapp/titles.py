@@ -16,7 +16,8 @@ from django.conf import settings
 
 from chatapp.models import Conversation, Message
 from providers.completion import ChatMessage, CompletionError, CompletionRequest, complete
-from providers.credentials import CredentialError, aresolve_endpoint, reachable_providers
+from providers.credentials import CredentialError, UserCredentials
+from providers.database import database_sync_to_async
 from providers.model_table import ModelTable
 from providers.registry import get_provider
 from providers.usage import UsageRecord, record_in_background
@@ -100,14 +101,14 @@ async def _aask_title_model(conversation: Conversation, question: Message, answe
     """The title model's title, or "" when it is not allowed, not reachable or fails."""
     owner = conversation.owner
     table = await ModelTable.acurrent()
-    reachable = await sync_to_async(reachable_providers)(owner)
-    resolved = table.resolve(settings.TITLE_MODEL.strip(), reachable)
+    credentials = await database_sync_to_async(UserCredentials)(owner)
+    resolved = table.resolve(settings.TITLE_MODEL.strip(), credentials.reachable())
     if resolved is None:
         logger.warning("TITLE_MODEL %r is not allowed or not available; using the first words", settings.TITLE_MODEL)
         return ""
     provider, model = get_provider(resolved[0]), resolved[1]
     try:
-        endpoint = await aresolve_endpoint(owner, provider)
+        endpoint = credentials.endpoint(provider)
     except CredentialError:
         return ""
     excerpt = f"User: {question.content[:EXCERPT_CHARS]}"

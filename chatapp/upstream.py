@@ -5,12 +5,11 @@ gathers the branch on screen, fits it to the model's context window, and adds
 the conversation's settings.
 """
 
-from asgiref.sync import sync_to_async
-
 from chatapp.models import Conversation, Message
 from providers import events
 from providers.completion import ChatMessage, CompletionRequest
-from providers.credentials import CredentialError, Endpoint, aresolve_endpoint, reachable_providers
+from providers.credentials import CredentialError, Endpoint, UserCredentials
+from providers.database import database_sync_to_async
 from providers.model_table import ModelTable
 from providers.registry import get_provider
 
@@ -42,20 +41,25 @@ def fit_to_context(path: list[Message], system: str, context_length: int | None,
     return cut
 
 
-def history_for(conversation: Conversation, answer: Message, context_length: int | None = None) -> list[ChatMessage]:
-    """The branch up to (not including) `answer`, as the provider will see it.
+def history_for(
+    conversation: Conversation,
+    answer: Message,
+    context_length: int | None = None,
+    branch: list[Message] | None = None,
+) -> tuple[list[ChatMessage], int | None]:
+    """The branch up to (not including) `answer` as the provider will see it, and where it was cut to fit.
 
-    Records on `answer` where the history was cut, if it was.
+    The cut is the id of the oldest message kept, or None when all fit. The
+    conversation's messages are read unless `branch`, the path to `answer`
+    already read, is given.
     """
-    path = [m for m in conversation.path_to(answer.parent_id) if m.content or m.role == Message.Role.USER]
+    path = [m for m in conversation.path_to(answer.parent_id, branch) if m.content or m.role == Message.Role.USER]
     cut = fit_to_context(path, conversation.system_prompt, context_length, conversation.max_tokens)
-    if cut:
-        answer.context_start_id = path[cut].id
-        Message.objects.filter(pk=answer.pk).update(context_start_id=path[cut].id)
-    return [
+    history = [
         ChatMessage(role=m.role, content=m.content, reasoning=m.reasoning, reasoning_details=m.reasoning_details)
         for m in path[cut:]
     ]
+    return history, path[cut].id if cut else None
 
 
 def routing_for(conversation: Conversation) -> dict | None:
@@ -65,23 +69,36 @@ def routing_for(conversation: Conversation) -> dict | None:
 
 
 async def prepare_request(
-    conversation: Conversation, answer: Message
+    conversation: Conversation, answer: Message, branch: list[Message] | None = None
 ) -> tuple[CompletionRequest, Endpoint] | events.StreamError:
-    """The request to send for `answer`, or the error that prevents it."""
+    """The request to send for `answer`, or the error that prevents it.
+
+    `branch` is the path to `answer` if the caller has just read it (the
+    chat socket shows it before the answer starts): then the history costs
+    no query. Each query here is a trip through the one thread that serves
+    the process's database calls, where a hundred chats starting at once
+    wait for each other.
+    """
     table = await ModelTable.acurrent()
-    owner = await sync_to_async(lambda: conversation.owner)()
-    reachable = await sync_to_async(reachable_providers)(owner)
-    resolved = table.resolve(answer.model, reachable)
+    credentials = await _credentials_of_owner(conversation)
+    resolved = table.resolve(answer.model, credentials.reachable())
     if resolved is None:
         return events.StreamError(answer.model, code="model_not_allowed", status=403)
     provider, model = get_provider(resolved[0]), resolved[1]
     try:
-        endpoint = await aresolve_endpoint(owner, provider)
+        endpoint = credentials.endpoint(provider)
     except CredentialError:
         # The page explains it in the reader's language (Message.error_explanation).
         return events.StreamError(provider.name, code="no_key")
     entry = table.find(provider.slug, model)
-    history = await sync_to_async(history_for)(conversation, answer, entry.context_length if entry else None)
+    context_length = entry.context_length if entry else None
+    if not branch or branch[-1].id != answer.id:  # none, or another branch came on screen meanwhile
+        history, cut_at = await database_sync_to_async(history_for)(conversation, answer, context_length)
+    else:
+        history, cut_at = history_for(conversation, answer, context_length, branch)
+    if cut_at is not None:  # recorded on the answer: the page marks where the model's memory began
+        answer.context_start_id = cut_at
+        await Message.objects.filter(pk=answer.pk).aupdate(context_start_id=cut_at)
     request = CompletionRequest(
         provider=provider,
         model=model,
@@ -94,3 +111,8 @@ async def prepare_request(
         provider_routing=routing_for(conversation) if provider.slug == "openrouter" else None,
     )
     return request, endpoint
+
+
+@database_sync_to_async
+def _credentials_of_owner(conversation: Conversation) -> UserCredentials:
+    return UserCredentials(conversation.owner)  # the owner is usually known already (chatapp.exchanges)

@@ -137,13 +137,32 @@ async def aresolve_endpoint(user, provider: Provider | str) -> Endpoint:
     return _endpoint_for(provider, credential)
 
 
+class UserCredentials:
+    """One user's stored keys and URLs, read in one query, and what follows from them.
+
+    For a request that needs both the providers the user can reach (to check
+    the model) and the endpoint of the one chosen: one look-up, not two.
+    """
+
+    def __init__(self, user) -> None:
+        from providers.models import ProviderCredential
+
+        self._stored: dict[str, ProviderCredential] = {}
+        if _wants_own_credential(user):
+            self._stored = {stored.provider: stored for stored in ProviderCredential.objects.filter(user=user)}
+
+    def reachable(self) -> list[str]:
+        """Providers the user can chat with: the server's, plus those they brought a key or URL for."""
+        reachable = {p.slug for p in PROVIDERS.values() if p.is_configured}
+        reachable.update(slug for slug, stored in self._stored.items() if stored.encrypted_key or stored.base_url)
+        return [slug for slug in PROVIDERS if slug in reachable]
+
+    def endpoint(self, provider: Provider | str) -> Endpoint:
+        """As resolve_endpoint, from what was read."""
+        provider = _provider(provider)
+        return _endpoint_for(provider, self._stored.get(provider.slug))
+
+
 def reachable_providers(user) -> list[str]:
     """Providers `user` can chat with: the server's, plus those they brought a key or URL for."""
-    from providers.models import ProviderCredential
-    from providers.registry import PROVIDERS
-
-    reachable = {p.slug for p in PROVIDERS.values() if p.is_configured}
-    if _wants_own_credential(user):
-        own = ProviderCredential.objects.filter(user=user).exclude(encrypted_key="", base_url="")
-        reachable.update(own.values_list("provider", flat=True))
-    return [slug for slug in PROVIDERS if slug in reachable]
+    return UserCredentials(user).reachable()

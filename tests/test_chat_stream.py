@@ -14,7 +14,7 @@ from chatapp.models import Conversation, Message
 from providers.usage import UsageRecord, wait_for_background_writes
 from tests.chat_client import open_chat
 from tests.conftest import OPENROUTER_SERVER_KEY
-from tests.fake_upstream import Hang, Status, Stream, openai_text_stream
+from tests.fake_upstream import Hang, Status, Stream, model_entry, openai_text_stream
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -311,6 +311,47 @@ async def test_the_composer_works_without_javascript(alice, openrouter, async_cl
         await asyncio.sleep(0.05)
     assert answers[0].content == "Answered without a socket.", (answers[0].status, answers[0].error_code, answers[0].error)
     assert "Answered without a socket." in (await async_client.get(response.url)).content.decode()
+
+
+async def _long_conversation(owner) -> Conversation:
+    """Three exchanges of ~4,000 tokens each."""
+    chat = await Conversation.objects.acreate(owner=owner, model=MODEL)
+
+    def fill() -> None:
+        parent_id = None
+        for n in range(3):
+            question, answer = chat.add_exchange(f"question {n} " + "x" * 14000, parent_id, MODEL)
+            Message.objects.filter(pk=answer.pk).update(content=f"answer {n}", status=Message.Status.DONE)
+            parent_id = answer.id
+
+    await sync_to_async(fill)()
+    return chat
+
+
+@pytest.mark.parametrize("way", ["socket", "form"])
+async def test_a_long_history_is_cut_to_the_models_window_and_the_cut_recorded(alice, openrouter, async_client, way):
+    openrouter.models = [model_entry("fake/model", "Fake", context_length=14000)]  # two of the three exchanges fit
+    openrouter.enqueue(Stream(openai_text_stream("Short answer."), delay=0.005))
+    chat = await _long_conversation(alice)
+    if way == "socket":  # the socket shows the branch first and hands it to the generation
+        socket, connected = await open_chat(alice, chat.id)
+        assert connected
+        await socket.send(action="send", message="And now?", model=MODEL)
+        await socket.until(lambda s: sum(m.role == "assistant" for m in s.shown.values()) == 4)
+        await socket.until_status(socket.last_assistant_id(), "done")
+        await socket.close()
+    else:  # the form without JavaScript: the generation reads the branch itself
+        await async_client.aforce_login(alice)
+        await async_client.post(f"/c/{chat.id}/send/", {"message": "And now?", "model": MODEL})
+        for _ in range(100):
+            if (await _messages(chat.id))[-1].status == "done":
+                break
+            await asyncio.sleep(0.05)
+
+    sent = [m["content"][:10] for m in openrouter.chat_requests[-1].json["messages"]]
+    assert sent == ["question 1", "answer 1", "question 2", "answer 2", "And now?"]
+    messages = await _messages(chat.id)
+    assert messages[-1].context_start_id == next(m.id for m in messages if m.content.startswith("question 1"))
 
 
 async def test_sending_into_another_users_conversation_is_refused(alice, bob, openrouter, async_client):

@@ -41,7 +41,7 @@ def tree(alice) -> Conversation:
         time_to_first_token=0.4, duration=1.25, reasoning_duration=0.8, finish_reason="stop",
     )  # fmt: skip
     second = _answer(conversation.regenerate(first, MODEL), "It is Paris, on the Seine.", provider="openrouter")
-    _, follow_up = conversation.add_exchange("And of Italy?", second, MODEL)
+    _, follow_up = conversation.add_exchange("And of Italy?", second.id, MODEL)
     _answer(follow_up, "Rome.", status=Message.Status.STOPPED)
     _, edited = conversation.edit(question, "What is the capital of Spain?", MODEL)
     _answer(edited, "Madrid.", status=Message.Status.ERROR, error_code="rate_limited", error="Slow down")
