@@ -2,6 +2,7 @@
 
 import gc
 import os
+import sys
 
 from django.core.asgi import get_asgi_application
 
@@ -31,6 +32,14 @@ application = ProtocolTypeRouter(
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
+
+if "daphne" in os.path.basename(os.path.dirname(sys.argv[0])) + os.path.basename(sys.argv[0]):
+    # Serving (`daphne ...` or `python -m daphne ...`), not imported by a test
+    # or a tool: SPEC wants answers a stopped server left streaming marked on
+    # the next start.
+    from chatapp.generation import interrupt_orphans_at_start  # noqa: E402
+
+    interrupt_orphans_at_start()
 
 # What the imports above built (Django, Twisted, the app: most of the heap)
 # lives as long as the process. Frozen, the garbage collector stops walking

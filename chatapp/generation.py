@@ -391,3 +391,23 @@ def interrupt_orphans(conversation: Conversation | None = None) -> int:
         status=Message.Status.INTERRUPTED, error_code="interrupted"
     )
 
+
+def interrupt_orphans_at_start() -> None:
+    """At a server's start: mark the answers a stopped server left streaming as interrupted.
+
+    Answers another live process is still writing keep their heartbeat and
+    are left alone. Pages still check when they show a streaming answer: a
+    process that died moments before this start may have left a heartbeat
+    that had not expired yet.
+    """
+    from django.db import DatabaseError, connections
+
+    try:
+        count = interrupt_orphans()
+    except DatabaseError as exc:  # not migrated yet, or the database is down: pages will catch up
+        logger.warning("could not look for answers left streaming: %s", exc)
+        return
+    finally:
+        connections.close_all()  # this thread serves no requests: keep no connection open
+    if count:
+        logger.info("marked %d answer(s) left streaming by a stopped server as interrupted", count)
