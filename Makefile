@@ -29,7 +29,8 @@ compilemessages: $(VENV)/.installed
 run: install compilemessages
 	$(PY) manage.py migrate --no-input -v 0
 	$(PY) manage.py collectstatic --no-input -v 0
-	$(VENV)/bin/daphne -e tcp:port=$(PORT):interface=$(HOST):backlog=1024 chatapp.asgi:application
+	@# Twisted's endpoint syntax wants the colons of an IPv6 address (HOST=::1) escaped.
+	$(VENV)/bin/daphne -e 'tcp:port=$(PORT):interface=$(subst :,\:,$(HOST)):backlog=1024' chatapp.asgi:application
 
 test: install-dev compilemessages
 	$(PY) -m pytest $(PYTEST_ARGS)
