@@ -10,7 +10,10 @@ connections; under a burst of requests those hops queue behind each other
 and behind every other synchronous task of the process. Together that was
 most of the proxy's cost per request in the benchmark.
 
-So this handler has an empty middleware chain and sends no request signals.
+So this handler sends no request signals, and its middleware chain is only
+the security middleware's work (HTTPS redirect, HSTS, nosniff, referrer and
+opener policies), done inline: its two hooks are plain functions of the
+request and the response, and need no thread.
 The API touches the database only on a cache miss (providers.api_auth) and
 to write usage (providers.usage), and both recycle their own connections as
 a request would (providers.database).
@@ -22,6 +25,7 @@ from contextlib import closing
 from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.core.handlers.exception import convert_exception_to_response
+from django.middleware.security import SecurityMiddleware
 from django.urls import set_script_prefix
 
 
@@ -34,8 +38,17 @@ class ProxyAPIHandler(ASGIHandler):
         self._view_middleware = []
         self._template_response_middleware = []
         self._exception_middleware = []
-        get_response = self._get_response_async if is_async else self._get_response
-        self._middleware_chain = convert_exception_to_response(get_response)
+        if not is_async:
+            raise ValueError("the proxy API is served under ASGI only")
+        get_response = self._get_response_async
+
+        async def secured(request):
+            # Built per request, so settings changed at run time (tests) hold; it only reads a few.
+            security = SecurityMiddleware(get_response)
+            response = security.process_request(request) or await get_response(request)
+            return security.process_response(request, response)
+
+        self._middleware_chain = convert_exception_to_response(secured)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":

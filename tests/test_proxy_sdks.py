@@ -215,3 +215,25 @@ def test_closing_an_sdk_stream_cancels_the_upstream(live_app, openrouter, openai
     next(iter(stream))
     stream.close()
     assert openrouter.wait_for_disconnect(1.0)
+
+
+def test_the_api_gets_the_security_headers_and_https_redirect(live_app, openrouter, token, settings):
+    # /api/ skips the pages' middleware for speed, not the security middleware's work.
+    auth = {"Authorization": f"Bearer {token}"}
+    plain = httpx.get(f"{live_app.url}/api/openrouter/v1/models", headers=auth)
+    assert plain.status_code == 200
+    assert plain.headers["x-content-type-options"] == "nosniff"
+    assert plain.headers["referrer-policy"] == "same-origin"
+    assert "strict-transport-security" not in plain.headers  # never over plain HTTP
+
+    settings.SECURE_SSL_REDIRECT = True
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    settings.SECURE_HSTS_SECONDS = 3600
+    redirected = httpx.post(f"{live_app.url}/api/openrouter/v1/chat/completions?x=1", headers=auth, json={})
+    assert redirected.status_code == 301
+    assert redirected.headers["location"] == f"https://127.0.0.1:{live_app.port}/api/openrouter/v1/chat/completions?x=1"
+    assert openrouter.chat_requests == []  # nothing went upstream over plain HTTP
+
+    secure = httpx.get(f"{live_app.url}/api/openrouter/v1/models", headers={**auth, "X-Forwarded-Proto": "https"})
+    assert secure.status_code == 200
+    assert secure.headers["strict-transport-security"] == "max-age=3600"
