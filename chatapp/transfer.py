@@ -640,7 +640,10 @@ def save_imports(owner, imported: list[ImportedConversation]) -> list[Conversati
                 row.save()
         by_key = {m.key: row for m, row in zip(item.messages, rows, strict=True)}
         for message, row in zip(item.messages, rows, strict=True):
-            row.parent = by_key[message.parent] if message.parent is not None else None
+            # The id, not the row: rows holding their parents would chain a
+            # long conversation into one deep chain of objects, and Django's
+            # ModelState.__del__ overflows the stack freeing it.
+            row.parent_id = by_key[message.parent].pk if message.parent is not None else None
             # created_at is auto_now_add: only an update can restore it.
             row.created_at = message.fields.get("created_at") or row.created_at
         _update_rows(rows, ["parent", "created_at"])

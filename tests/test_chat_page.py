@@ -11,14 +11,16 @@ MARKDOWN = "## Result\n\nSome **bold** text and a list:\n\n- one\n- two\n\n```py
 
 def _conversation_with(owner, pairs: int) -> Conversation:
     chat = Conversation.objects.create(owner=owner, title="Long one", model="gpt-4o@openai")
-    parent = None
+    parent_id = None
     for i in range(pairs):
-        question = Message.objects.create(conversation=chat, parent=parent, role="user", content=f"Question {i}")
-        parent = Message.objects.create(
-            conversation=chat, parent=question, role="assistant", content=MARKDOWN + f"\nAnswer {i}",
+        # Ids, not objects: a thousand messages each holding its parent is a
+        # chain Django's ModelState.__del__ overflows the stack freeing.
+        question = Message.objects.create(conversation=chat, parent_id=parent_id, role="user", content=f"Question {i}")
+        parent_id = Message.objects.create(
+            conversation=chat, parent_id=question.id, role="assistant", content=MARKDOWN + f"\nAnswer {i}",
             status=Message.Status.DONE, model="gpt-4o@openai",
-        )
-    chat.current_leaf = parent
+        ).id
+    chat.current_leaf_id = parent_id
     chat.save()
     return chat
 

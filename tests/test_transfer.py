@@ -1,6 +1,8 @@
 """Export and import of conversations (issue: Conversations and usage)."""
 
+import gc
 import json
+import sys
 from decimal import Decimal
 
 import pytest
@@ -228,6 +230,19 @@ def test_a_nextchat_backup_imports_every_session_with_messages(alice_client):
     assert sorted(Conversation.objects.values_list("title", flat=True)) == ["Recipes", "Travel tips"]
     assert response["Location"] == Conversation.objects.get(title="Travel tips").get_absolute_url()
     assert Conversation.objects.get(title="Recipes").branch()[0].content == "Soup?"
+
+
+def test_a_long_conversation_imports_and_is_freed_cleanly(alice_client, monkeypatch):
+    # 3,000 messages in one line: rows holding their parents made a chain whose
+    # freeing overflowed the stack in Django's ModelState.__del__ ("Exception ignored").
+    unraisable = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    messages = [{"role": "user" if n % 2 == 0 else "assistant", "content": f"m{n}"} for n in range(3000)]
+    session = {"id": "long", "topic": "Long", "messages": messages, "mask": {}}
+    assert _upload(alice_client, json.dumps(session)).status_code == 302
+    gc.collect()
+    assert unraisable == []
+    assert [m.content for m in Conversation.objects.get().branch()][-2:] == ["m2998", "m2999"]
 
 
 # Import: bad files -----------------------------------------------------------------
