@@ -101,9 +101,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self._start(exchanges.start_edit, _as_int(action.get("message_id")), text)
 
     async def _on_stop(self, action: dict) -> None:
-        await self.channel_layer.group_send(
-            generation.control_group(self.conversation_id), {"type": "generation.stop", "message_id": None}
-        )
+        await generation.request_stop(self.conversation_id)
 
     async def _start(self, start, *args, new_messages: bool = False) -> None:
         """Start an answer (exchanges.start_*), show it, and let the generation run."""

@@ -48,6 +48,12 @@ def control_group(conversation_id) -> str:
     return f"chatctl.{conversation_id.hex}"
 
 
+async def request_stop(conversation_id) -> None:
+    """Stop the conversation's answer being written, in whichever process writes it."""
+    stop = {"type": "generation.stop", "message_id": None}
+    await get_channel_layer().group_send(control_group(conversation_id), stop)
+
+
 def heartbeat_key(message_id: int) -> str:
     return f"generation:alive:{message_id}"
 

@@ -7,11 +7,12 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from chatapp import exchanges
 from chatapp.forms import ConversationSettingsForm, RenameForm
-from chatapp.generation import Generation, interrupt_orphans
+from chatapp.generation import Generation, interrupt_orphans, request_stop
 from chatapp.models import Conversation, Message
 from chatapp.picker import default_model_ref, picker_groups
 from providers.credentials import reachable_providers
@@ -69,21 +70,18 @@ def conversation(request: HttpRequest, conversation_id) -> HttpResponse:
     return _render_chat(request, _get_conversation_for_user(request, conversation_id))
 
 
-@require_POST
-async def send(request: HttpRequest, conversation_id) -> HttpResponse:
-    """The composer without JavaScript: start the answer, then show the page.
+# The chat's forms without JavaScript ---------------------------------------------
+#
+# With JavaScript the same forms go over the page's WebSocket (chatapp.consumers).
+# Without it they post here; the answer is started, the page shown again, and it
+# refreshes itself while the answer is written. A generation runs on in this
+# process's event loop after the redirect.
 
-    With JavaScript the same form goes over the WebSocket instead. The
-    generation runs on in this process's event loop after the redirect.
-    """
+
+async def _start_from_form(request: HttpRequest, conversation_id, start, *args) -> HttpResponse:
     user = await request.auser()
-    text = request.POST.get("message", "").strip()
-    if not text:
-        return redirect("chat:conversation", conversation_id)
     try:
-        conversation, answer = await sync_to_async(exchanges.start_exchange)(
-            user, conversation_id, text[: exchanges.MAX_MESSAGE_CHARS], request.POST.get("model", "")
-        )
+        conversation, answer = await sync_to_async(start)(user, conversation_id, *args)
     except exchanges.Refused as refused:
         await sync_to_async(messages.error)(request, refused.reason)
         if await Conversation.objects.of(user).filter(id=conversation_id).aexists():
@@ -91,6 +89,50 @@ async def send(request: HttpRequest, conversation_id) -> HttpResponse:
         return redirect("chat:new")
     Generation(answer, conversation).start()
     return redirect(conversation)
+
+
+def _message_id(request: HttpRequest) -> int | None:
+    value = request.POST.get("message_id", "")
+    return int(value) if value.isdecimal() and len(value) < 19 else None
+
+
+@require_POST
+async def send(request: HttpRequest, conversation_id) -> HttpResponse:
+    """The composer: a new question and its answer."""
+    text = request.POST.get("message", "").strip()
+    if not text:
+        return redirect("chat:conversation", conversation_id)
+    return await _start_from_form(
+        request, conversation_id, exchanges.start_exchange,
+        text[: exchanges.MAX_MESSAGE_CHARS], request.POST.get("model", ""),
+    )  # fmt: skip
+
+
+@require_POST
+async def regenerate(request: HttpRequest, conversation_id) -> HttpResponse:
+    """Regenerate (or retry) an answer: a new version beside it."""
+    return await _start_from_form(request, conversation_id, exchanges.start_regeneration, _message_id(request))
+
+
+@require_POST
+async def edit(request: HttpRequest, conversation_id) -> HttpResponse:
+    """An edited question, sent again as a new branch."""
+    text = request.POST.get("message", "").strip()
+    if not text or len(text) > exchanges.MAX_MESSAGE_CHARS:
+        await sync_to_async(messages.error)(
+            request, _("The message is too long.") if text else _("The message is empty.")
+        )
+        return redirect("chat:conversation", conversation_id)
+    return await _start_from_form(request, conversation_id, exchanges.start_edit, _message_id(request), text)
+
+
+@require_POST
+async def stop(request: HttpRequest, conversation_id) -> HttpResponse:
+    """Stop the answer being written, in whichever process writes it."""
+    user = await request.auser()
+    if await Conversation.objects.of(user).filter(id=conversation_id).aexists():
+        await request_stop(conversation_id)
+    return redirect("chat:conversation", conversation_id)
 
 
 @require_GET

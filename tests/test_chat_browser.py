@@ -174,6 +174,72 @@ def test_math_is_typeset_live_and_after_a_reload(page, upstream_server):
     assert page.dialogs == [] and refused == []
 
 
+def test_regenerate_and_edit_make_versions(page, upstream_server):
+    upstream_server.enqueue(*(Stream(openai_text_stream(f"Answer {n}."), delay=0.01) for n in range(3)))
+    _send(page, "A question")
+    answer = _last_answer(page)
+    expect(answer).to_have_attribute("data-status", "done")
+    url, asked = page.url, len(upstream_server.chat_requests)
+
+    answer.get_by_role("button", name="Regenerate").click()
+    expect(_last_answer(page).locator(".version-number")).to_have_text("2/2")
+    expect(_last_answer(page)).to_have_attribute("data-status", "done")
+    expect(_last_answer(page).locator('[data-part="content"]')).to_have_text("Answer 1.")
+
+    question = page.locator('[data-role="user"]').last
+    question.get_by_text("Edit", exact=True).click()
+    box = question.get_by_role("textbox", name="Edit message")
+    expect(box).to_be_focused()
+    box.fill("A better question")
+    question.get_by_role("button", name="Save and send").click()
+    expect(page.locator('[data-role="user"]').last.locator(".version-number")).to_have_text("2/2")
+    expect(_last_answer(page).locator('[data-part="content"]')).to_have_text("Answer 2.")
+    # Over the socket, once each: no form was also posted (the page never left).
+    assert page.url == url and len(upstream_server.chat_requests) == asked + 2
+    assert upstream_server.chat_requests[-1].json["messages"][-1]["content"] == "A better question"
+
+
+def test_without_javascript_a_chat_can_send_regenerate_edit_and_stop(browser, app, upstream_server):
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    page.goto(f"{app.url}/accounts/signin/")
+    page.get_by_label("Username").fill("alice")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.goto(f"{app.url}/c/new/")
+
+    def answer_done(text: str) -> None:
+        for _ in range(50):  # the page refreshes itself (<noscript> meta refresh) while an answer is written
+            if _last_answer(page).get_attribute("data-status") == "done":
+                break
+            page.wait_for_timeout(200)
+        expect(_last_answer(page).locator('[data-part="content"]')).to_have_text(text)
+
+    upstream_server.enqueue(*(Stream(openai_text_stream(f"Plain {n}."), delay=0.01) for n in range(3)))
+    page.get_by_role("textbox", name="Message").fill("No scripts here")
+    page.get_by_role("button", name="Send").click()
+    answer_done("Plain 0.")
+    _last_answer(page).get_by_role("button", name="Regenerate").click()
+    answer_done("Plain 1.")
+    expect(_last_answer(page).locator(".version-number")).to_have_text("2/2")
+    question = page.locator('[data-role="user"]').last
+    question.get_by_text("Edit", exact=True).click()
+    question.get_by_role("textbox", name="Edit message").fill("Edited without scripts")
+    question.get_by_role("button", name="Save and send").click()
+    answer_done("Plain 2.")
+    assert upstream_server.chat_requests[-1].json["messages"][-1]["content"] == "Edited without scripts"
+
+    upstream_server.enqueue(Hang(openai_text_stream("Going on and on", usage=False, done=False)))
+    page.get_by_role("textbox", name="Message").fill("Never ending")
+    page.get_by_role("button", name="Send").click()
+    expect(_last_answer(page)).to_have_attribute("data-status", "streaming")
+    page.get_by_role("button", name="Stop").click()
+    assert upstream_server.wait_for_disconnect(2.0)
+    page.reload()
+    expect(_last_answer(page)).to_have_attribute("data-status", "stopped")
+    context.close()
+
+
 def test_usable_on_a_phone_screen(browser, app, page):
     page.set_viewport_size({"width": 375, "height": 740})
     page.goto(f"{app.url}/c/new/")

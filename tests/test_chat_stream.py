@@ -363,6 +363,32 @@ async def test_sending_into_another_users_conversation_is_refused(alice, bob, op
     assert openrouter.chat_requests == []
 
 
+async def test_another_users_forms_cannot_regenerate_edit_or_stop(alice, bob, openrouter, async_client):
+    openrouter.enqueue(Hang(openai_text_stream("Alice's answer, still coming", usage=False, done=False)))
+    chat_id = uuid.uuid4()
+    socket, connected = await open_chat(alice, chat_id)
+    await socket.send(action="send", message="Mine", model=MODEL)
+    await socket.until(lambda s: any(m.role == "assistant" for m in s.shown.values()))
+    answer_id = socket.last_assistant_id()
+    question = await Message.objects.aget(conversation_id=chat_id, role="user")
+
+    await async_client.aforce_login(bob)
+    for path, data in [
+        ("stop", {}),
+        ("regenerate", {"message_id": answer_id}),
+        ("edit", {"message_id": question.id, "message": "Hijacked"}),
+    ]:
+        response = await async_client.post(f"/c/{chat_id}/{path}/", data)
+        assert response.status_code == 302 and response.url in ("/c/new/", f"/c/{chat_id}/")
+    await asyncio.sleep(0.3)
+    assert (await Message.objects.aget(pk=answer_id)).status == "streaming"  # not stopped
+    assert await Message.objects.filter(conversation_id=chat_id).acount() == 2  # nothing new
+    assert len(openrouter.chat_requests) == 1
+    await socket.send(action="stop")
+    await socket.until_status(answer_id, "stopped")
+    await socket.close()
+
+
 @given(st.lists(st.tuples(st.text(), st.booleans())))
 def test_a_growing_answer_reads_as_its_deltas_joined(steps):
     # Read between deltas (a frame) or not: the text is always every delta so far, in order.

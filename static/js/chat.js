@@ -53,15 +53,23 @@
     }
   });
 
+  // Editing a question: a <details> (it opens without JavaScript too); here
+  // opening focuses the text, Cancel closes it, and sending closes it.
+  document.addEventListener("toggle", function (event) {
+    var edit = event.target;
+    if (edit.matches && edit.matches("details.edit") && edit.open) {
+      edit.querySelector("textarea").focus();
+    }
+  }, true);
+  document.body.addEventListener("htmx:wsAfterSend", function (event) {
+    var edit = event.target.closest && event.target.closest("details.edit");
+    if (edit) { edit.open = false; }
+  });
+
   document.addEventListener("click", function (event) {
-    var toggle = event.target.closest("[data-edit-toggle]");
-    if (toggle) {
-      var article = document.getElementById(toggle.dataset.editToggle);
-      var form = article && article.querySelector(".edit-form");
-      if (form) {
-        form.hidden = !form.hidden;
-        if (!form.hidden) { form.querySelector("textarea").focus(); }
-      }
+    var close = event.target.closest("[data-edit-close]");
+    if (close) {
+      close.closest("details.edit").open = false;
       return;
     }
     var copy = event.target.closest("[data-copy-message]");
