@@ -32,12 +32,16 @@ def _expire(waiter: asyncio.Future) -> None:
         waiter.set_exception(TimeoutError())
 
 
-async def _wait(waiter: asyncio.Future, timeout: float | None) -> None:
-    """Wait for `waiter`; TimeoutError after `timeout` seconds (None: no limit)."""
-    timer = None if timeout is None else asyncio.get_running_loop().call_later(timeout, _expire, waiter)
+async def _wait(connection: "_Connection", slot: str, timeout: float | None) -> None:
+    """Wait until `connection` wakes its `slot` ("readable" or "writable"); TimeoutError after `timeout` seconds."""
+    loop = asyncio.get_running_loop()
+    waiter = loop.create_future()
+    setattr(connection, slot, waiter)
+    timer = None if timeout is None else loop.call_later(timeout, _expire, waiter)
     try:
         await waiter
     finally:
+        setattr(connection, slot, None)
         if timer is not None:
             timer.cancel()
 
@@ -117,13 +121,10 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
                 if connection.error is not None:
                     raise httpcore.ReadError(str(connection.error) or type(connection.error).__name__)
                 return b""
-            connection.readable = asyncio.get_running_loop().create_future()
             try:
-                await _wait(connection.readable, timeout)
+                await _wait(connection, "readable", timeout)
             except TimeoutError:
                 raise httpcore.ReadTimeout("timed out reading from the server") from None
-            finally:
-                connection.readable = None
         return connection.take(max_bytes)
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
@@ -134,13 +135,10 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
             raise httpcore.WriteError("the connection is closed")
         self._transport.write(buffer)
         while connection.writing_paused and not connection.eof:
-            connection.writable = asyncio.get_running_loop().create_future()
             try:
-                await _wait(connection.writable, timeout)
+                await _wait(connection, "writable", timeout)
             except TimeoutError:
                 raise httpcore.WriteTimeout("timed out writing to the server") from None
-            finally:
-                connection.writable = None
         if connection.error is not None:
             raise httpcore.WriteError(str(connection.error) or type(connection.error).__name__)
 
@@ -202,11 +200,7 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
             local_addr=None if local_address is None else (local_address, 0),
             happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY,
         )  # fmt: skip
-        transport, connection = await self._connected(connecting, timeout, f"{host}:{port}")
-        sock = transport.get_extra_info("socket")
-        for option in socket_options or ():
-            sock.setsockopt(*option)
-        return AsyncioStream(transport, connection)
+        return await self._connected(connecting, timeout, socket_options, f"{host}:{port}")
 
     async def connect_unix_socket(
         self,
@@ -214,22 +208,24 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         timeout: float | None = None,
         socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> AsyncioStream:
-        loop = asyncio.get_running_loop()
-        transport, connection = await self._connected(loop.create_unix_connection(_Connection, path), timeout, path)
-        sock = transport.get_extra_info("socket")
-        for option in socket_options or ():
-            sock.setsockopt(*option)
-        return AsyncioStream(transport, connection)
+        connecting = asyncio.get_running_loop().create_unix_connection(_Connection, path)
+        return await self._connected(connecting, timeout, socket_options, path)
 
     @staticmethod
-    async def _connected(connecting: typing.Awaitable, timeout: float | None, where: str):
+    async def _connected(
+        connecting: typing.Awaitable, timeout: float | None, socket_options, where: str
+    ) -> AsyncioStream:
         try:
             async with asyncio.timeout(timeout):
-                return await connecting
+                transport, connection = await connecting
         except TimeoutError:
             raise httpcore.ConnectTimeout(f"timed out connecting to {where}") from None
         except (OSError, socket.gaierror) as exc:
             raise httpcore.ConnectError(str(exc) or type(exc).__name__) from exc
+        sock = transport.get_extra_info("socket")
+        for option in socket_options or ():
+            sock.setsockopt(*option)
+        return AsyncioStream(transport, connection)
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)

@@ -6,9 +6,7 @@ product uses.
 """
 
 import asyncio
-import datetime
 import hashlib
-import ipaddress
 import socket
 import ssl
 import struct
@@ -16,41 +14,10 @@ import struct
 import httpcore
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from providers.network import READ_HIGH_WATER, AsyncioBackend
 from providers.pool import PooledTransport
-
-
-def certificate(tmp_path, name: str) -> tuple[str, str]:
-    """A self-signed certificate for `name` (and 127.0.0.1): the paths of its PEM and of its key."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.DNSName(name), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp_path / f"{name}.pem", tmp_path / f"{name}.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return str(cert_path), str(key_path)
+from tests.certificates import self_signed
 
 
 class Server:
@@ -112,10 +79,7 @@ def client(**options) -> httpx.AsyncClient:
 @pytest.fixture
 def tls(tmp_path):
     """(server context, client context) for a certificate issued to `localhost`."""
-    cert, key = certificate(tmp_path, "localhost")
-    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server.load_cert_chain(cert, key)
-    return server, ssl.create_default_context(cafile=cert)
+    return self_signed(tmp_path, "localhost")
 
 
 async def hello(reader, writer, head) -> None:
@@ -134,10 +98,7 @@ async def test_https_is_spoken_and_its_connection_kept(tls):
 
 
 async def test_a_certificate_for_another_name_is_refused(tmp_path):
-    cert, key = certificate(tmp_path, "elsewhere.test")
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_context.load_cert_chain(cert, key)
-    client_context = ssl.create_default_context(cafile=cert)
+    server_context, client_context = self_signed(tmp_path, "elsewhere.test")
     async with Server(hello, tls=server_context) as server, client(verify=client_context) as http:
         with pytest.raises(httpx.ConnectError, match="certificate verify failed"):
             await http.get(server.url("localhost"))

@@ -4,7 +4,6 @@ The fake upstream on a loopback port stands in for an internal service: the
 guard must keep requests away from it unless ALLOW_PRIVATE_ENDPOINTS is set.
 """
 
-import datetime
 import ipaddress
 import socket
 import ssl
@@ -13,15 +12,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from django.core.exceptions import ValidationError
 
 from providers import endpoints, transport
 from providers.endpoints import BlockedEndpoint, GuardedNetworkBackend, GuardedTransport, validate_user_url
 from providers.transport import http_client
+from tests.certificates import self_signed
 from tests.fake_upstream import Status
 
 # Hosts that must never be reached from a user's URL. Requests go to the fake
@@ -226,35 +222,8 @@ async def test_guard_connects_to_the_address_it_checked(loopback_allowed, upstre
     assert upstream.requests[0].headers["host"] == f"upstream.test:{upstream.port}"
 
 
-def _self_signed(tmp_path, name: str) -> tuple[ssl.SSLContext, ssl.SSLContext]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_context.load_cert_chain(cert_path, key_path)
-    client_context = ssl.create_default_context(cafile=str(cert_path))
-    return server_context, client_context
-
-
 async def test_tls_verifies_the_host_name_not_the_address(loopback_allowed, tmp_path):
-    server_context, client_context = _self_signed(tmp_path, "upstream.test")
+    server_context, client_context = self_signed(tmp_path, "upstream.test")
     server, thread = _serve_tls(server_context)
     try:
         port = server.server_port
