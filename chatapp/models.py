@@ -3,6 +3,7 @@ import uuid
 from django.conf import settings
 from django.db import connection, models
 from django.urls import reverse
+from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 
 
@@ -90,6 +91,11 @@ class Conversation(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("chat:conversation", args=[self.id])
+
+    @cached_property
+    def form_urls(self) -> dict[str, str]:
+        """Where each message's forms post: reversed once per page, not once per message of a long one."""
+        return {name: reverse(f"chat:{name}", args=[self.id]) for name in ("regenerate", "edit")}
 
     def branch(self, messages: list["Message"] | None = None) -> list["Message"]:
         """The messages on screen: the path from the root to `current_leaf`."""
