@@ -3,6 +3,7 @@
 import gc
 import os
 import sys
+from pathlib import Path
 
 from django.core.asgi import get_asgi_application
 
@@ -33,10 +34,11 @@ application = ProtocolTypeRouter(
     }
 )
 
-if "daphne" in os.path.basename(os.path.dirname(sys.argv[0])) + os.path.basename(sys.argv[0]):
-    # Serving (`daphne ...` or `python -m daphne ...`), not imported by a test
-    # or a tool: SPEC wants answers a stopped server left streaming marked on
-    # the next start.
+_program = Path(sys.argv[0])
+if "daphne" in (_program.name, _program.parent.name):
+    # Serving (`daphne ...`, or `python -m daphne ...` which runs
+    # daphne/__main__.py), not imported by a test or a tool: SPEC wants
+    # answers a stopped server left streaming marked on the next start.
     from chatapp.generation import interrupt_orphans_at_start  # noqa: E402
 
     interrupt_orphans_at_start()

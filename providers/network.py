@@ -154,14 +154,13 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
                 transport = await loop.start_tls(
                     self._transport, self._connection, ssl_context, server_hostname=server_hostname
                 )
-        except TimeoutError:
+        except BaseException as exc:  # a failed or cancelled handshake leaves no socket open
             self._transport.close()
-            raise httpcore.ConnectTimeout("timed out in the TLS handshake") from None
-        except (OSError, EOFError) as exc:  # ssl.SSLError is an OSError
-            self._transport.close()
-            raise httpcore.ConnectError(str(exc) or type(exc).__name__) from exc
-        if transport is None:  # the server hung up during the handshake
-            raise httpcore.ConnectError("the connection closed during the TLS handshake")
+            if isinstance(exc, TimeoutError):
+                raise httpcore.ConnectTimeout("timed out in the TLS handshake") from None
+            if isinstance(exc, (OSError, EOFError)):  # ssl.SSLError is an OSError
+                raise httpcore.ConnectError(str(exc) or type(exc).__name__) from exc
+            raise
         self._connection.transport = transport
         return AsyncioStream(transport, self._connection)
 
