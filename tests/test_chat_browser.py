@@ -32,6 +32,12 @@ def upstream_server():
     server.stop()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_disconnect_flag(upstream_server):
+    """The upstream lives for the module: an earlier test's stop must not count as this test's."""
+    upstream_server.disconnected.clear()
+
+
 @pytest.fixture(scope="module")
 def app(tmp_path_factory, upstream_server):
     database = tmp_path_factory.mktemp("browser") / "db.sqlite3"
@@ -233,7 +239,6 @@ def test_without_javascript_a_chat_can_send_regenerate_edit_and_stop(browser, ap
     page.get_by_role("textbox", name="Message").fill("Never ending")
     page.get_by_role("button", name="Send").click()
     expect(_last_answer(page)).to_have_attribute("data-status", "streaming")
-    upstream_server.disconnected.clear()  # the module's upstream saw earlier tests' stops
     for _ in range(3):  # a click can land just as the page refreshes itself, and be lost with the old page
         page.get_by_role("button", name="Stop").click()
         if upstream_server.wait_for_disconnect(2.0):
