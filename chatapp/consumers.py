@@ -91,14 +91,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self._start(exchanges.start_exchange, text, str(action.get("model", "")), new_messages=True)
 
     async def _on_regenerate(self, action: dict) -> None:
-        await self._start(exchanges.start_regeneration, _as_int(action.get("message_id")))
+        await self._start(exchanges.start_regeneration, exchanges.message_id(action.get("message_id")))
 
     async def _on_edit(self, action: dict) -> None:
         text = str(action.get("message", "")).strip()
-        if not text or len(text) > exchanges.MAX_MESSAGE_CHARS:
-            await self._send_notice(_("The message is too long.") if text else _("The message is empty."))
+        if problem := exchanges.question_problem(text):
+            await self._send_notice(problem)
             return
-        await self._start(exchanges.start_edit, _as_int(action.get("message_id")), text)
+        await self._start(exchanges.start_edit, exchanges.message_id(action.get("message_id")), text)
 
     async def _on_stop(self, action: dict) -> None:
         await generation.request_stop(self.conversation_id)
@@ -245,13 +245,6 @@ def _parse_action(text_data: str | None, bytes_data: bytes | None) -> dict | Non
     if not isinstance(action, dict):
         return None
     return action
-
-
-def _as_int(value) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
 
 
 @database_sync_to_async

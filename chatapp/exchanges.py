@@ -27,6 +27,21 @@ class Refused(Exception):
 Started = tuple[Conversation, Message]
 
 
+def message_id(value) -> int | None:
+    """A message id from a form or a socket frame; None for anything else, or for a number no database row can have."""
+    text = "" if value is None else str(value)
+    return int(text) if text.isdecimal() and len(text) < 19 else None
+
+
+def question_problem(text: str):
+    """Why `text` (stripped) cannot be sent as a question, translated; None if it can."""
+    if not text:
+        return _("The message is empty.")
+    if len(text) > MAX_MESSAGE_CHARS:
+        return _("The message is too long.")
+    return None
+
+
 @contextmanager
 def _locked(user, conversation_id: uuid.UUID, create_with_model: str | None = None):
     with transaction.atomic():

@@ -11,7 +11,6 @@ import logging
 import re
 import time
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from chatapp.models import Conversation, Message
@@ -81,7 +80,7 @@ async def atitle_conversation(conversation_id) -> str | None:
     conversation = await Conversation.objects.select_related("owner").filter(pk=conversation_id).afirst()
     if conversation is None or conversation.title:
         return None
-    branch = await sync_to_async(conversation.branch)()
+    branch = await database_sync_to_async(conversation.branch)()
     question = next((m for m in branch if m.role == Message.Role.USER and m.content.strip()), None)
     if question is None:
         return None

@@ -7,7 +7,6 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from chatapp import exchanges
@@ -91,11 +90,6 @@ async def _start_from_form(request: HttpRequest, conversation_id, start, *args) 
     return redirect(conversation)
 
 
-def _message_id(request: HttpRequest) -> int | None:
-    value = request.POST.get("message_id", "")
-    return int(value) if value.isdecimal() and len(value) < 19 else None
-
-
 @require_POST
 async def send(request: HttpRequest, conversation_id) -> HttpResponse:
     """The composer: a new question and its answer."""
@@ -111,19 +105,20 @@ async def send(request: HttpRequest, conversation_id) -> HttpResponse:
 @require_POST
 async def regenerate(request: HttpRequest, conversation_id) -> HttpResponse:
     """Regenerate (or retry) an answer: a new version beside it."""
-    return await _start_from_form(request, conversation_id, exchanges.start_regeneration, _message_id(request))
+    answer_id = exchanges.message_id(request.POST.get("message_id"))
+    return await _start_from_form(request, conversation_id, exchanges.start_regeneration, answer_id)
 
 
 @require_POST
 async def edit(request: HttpRequest, conversation_id) -> HttpResponse:
     """An edited question, sent again as a new branch."""
     text = request.POST.get("message", "").strip()
-    if not text or len(text) > exchanges.MAX_MESSAGE_CHARS:
-        await sync_to_async(messages.error)(
-            request, _("The message is too long.") if text else _("The message is empty.")
-        )
+    if problem := exchanges.question_problem(text):
+        await sync_to_async(messages.error)(request, problem)
         return redirect("chat:conversation", conversation_id)
-    return await _start_from_form(request, conversation_id, exchanges.start_edit, _message_id(request), text)
+    return await _start_from_form(
+        request, conversation_id, exchanges.start_edit, exchanges.message_id(request.POST.get("message_id")), text
+    )
 
 
 @require_POST

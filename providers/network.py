@@ -16,7 +16,6 @@ same OpenSSL with the same context httpx gives us.
 
 import asyncio
 import collections
-import socket
 import ssl
 import typing
 
@@ -110,9 +109,12 @@ class _Connection(asyncio.Protocol):
 
 
 class AsyncioStream(httpcore.AsyncNetworkStream):
-    def __init__(self, transport: asyncio.Transport, connection: _Connection) -> None:
-        self._transport = transport
+    def __init__(self, connection: _Connection) -> None:
         self._connection = connection
+
+    @property
+    def _transport(self) -> asyncio.Transport:
+        return self._connection.transport  # the TLS transport, once start_tls has put it there
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         connection = self._connection
@@ -162,7 +164,7 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
                 raise httpcore.ConnectError(str(exc) or type(exc).__name__) from exc
             raise
         self._connection.transport = transport
-        return AsyncioStream(transport, self._connection)
+        return AsyncioStream(self._connection)
 
     def get_extra_info(self, info: str) -> typing.Any:
         if info == "ssl_object":
@@ -219,12 +221,12 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
                 transport, connection = await connecting
         except TimeoutError:
             raise httpcore.ConnectTimeout(f"timed out connecting to {where}") from None
-        except (OSError, socket.gaierror) as exc:
+        except OSError as exc:  # socket.gaierror too
             raise httpcore.ConnectError(str(exc) or type(exc).__name__) from exc
         sock = transport.get_extra_info("socket")
         for option in socket_options or ():
             sock.setsockopt(*option)
-        return AsyncioStream(transport, connection)
+        return AsyncioStream(connection)
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)

@@ -400,3 +400,14 @@ def test_a_growing_answer_reads_as_its_deltas_joined(steps):
         if read:
             assert str(text) == expected
     assert str(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("12", 12), (12, 12), (None, None), ("", None), ("abc", None), ("-1", None), ("1.5", None), ("9" * 19, None)],
+)
+def test_a_message_id_from_a_form_or_frame_is_a_row_id_or_none(value, expected):
+    # The socket and the forms parse ids alike; a number no row can have never reaches the database.
+    from chatapp.exchanges import message_id
+
+    assert message_id(value) == expected
