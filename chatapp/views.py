@@ -77,15 +77,20 @@ def conversation(request: HttpRequest, conversation_id) -> HttpResponse:
 # process's event loop after the redirect.
 
 
+async def _refused(request: HttpRequest, conversation_id, reason: str) -> HttpResponse:
+    """Back to the conversation, or to a new chat if there is none yet, with why the form was refused."""
+    await sync_to_async(messages.error)(request, reason)
+    if await Conversation.objects.of(await request.auser()).filter(id=conversation_id).aexists():
+        return redirect("chat:conversation", conversation_id)
+    return redirect("chat:new")
+
+
 async def _start_from_form(request: HttpRequest, conversation_id, start, *args) -> HttpResponse:
     user = await request.auser()
     try:
         conversation, answer = await sync_to_async(start)(user, conversation_id, *args)
     except exchanges.Refused as refused:
-        await sync_to_async(messages.error)(request, refused.reason)
-        if await Conversation.objects.of(user).filter(id=conversation_id).aexists():
-            return redirect("chat:conversation", conversation_id)
-        return redirect("chat:new")
+        return await _refused(request, conversation_id, refused.reason)
     Generation(answer, conversation).start()
     return redirect(conversation)
 
@@ -94,12 +99,11 @@ async def _start_from_form(request: HttpRequest, conversation_id, start, *args) 
 async def send(request: HttpRequest, conversation_id) -> HttpResponse:
     """The composer: a new question and its answer."""
     text = request.POST.get("message", "").strip()
-    if not text:
-        return redirect("chat:conversation", conversation_id)
+    if problem := exchanges.question_problem(text):  # as the socket refuses it: an over-long one is never cut
+        return await _refused(request, conversation_id, problem)
     return await _start_from_form(
-        request, conversation_id, exchanges.start_exchange,
-        text[: exchanges.MAX_MESSAGE_CHARS], request.POST.get("model", ""),
-    )  # fmt: skip
+        request, conversation_id, exchanges.start_exchange, text, request.POST.get("model", "")
+    )
 
 
 @require_POST
@@ -114,8 +118,7 @@ async def edit(request: HttpRequest, conversation_id) -> HttpResponse:
     """An edited question, sent again as a new branch."""
     text = request.POST.get("message", "").strip()
     if problem := exchanges.question_problem(text):
-        await sync_to_async(messages.error)(request, problem)
-        return redirect("chat:conversation", conversation_id)
+        return await _refused(request, conversation_id, problem)
     return await _start_from_form(
         request, conversation_id, exchanges.start_edit, exchanges.message_id(request.POST.get("message_id")), text
     )

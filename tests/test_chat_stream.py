@@ -9,6 +9,7 @@ from asgiref.sync import sync_to_async
 from hypothesis import given
 from hypothesis import strategies as st
 
+from chatapp import exchanges
 from chatapp.generation import GrowingText
 from chatapp.models import Conversation, Message
 from providers.usage import UsageRecord, wait_for_background_writes
@@ -311,6 +312,20 @@ async def test_the_composer_works_without_javascript(alice, openrouter, async_cl
         await asyncio.sleep(0.05)
     assert answers[0].content == "Answered without a socket.", (answers[0].status, answers[0].error_code, answers[0].error)
     assert "Answered without a socket." in (await async_client.get(response.url)).content.decode()
+
+
+@pytest.mark.parametrize("existing", [False, True])
+async def test_an_over_long_message_without_javascript_is_refused_not_cut(alice, openrouter, async_client, existing):
+    # As the socket refuses it: cutting it would send the model a question the user never wrote.
+    chat_id = (await Conversation.objects.acreate(owner=alice, model=MODEL)).id if existing else uuid.uuid4()
+    await async_client.aforce_login(alice)
+    too_long = "x" * (exchanges.MAX_MESSAGE_CHARS + 1)
+    response = await async_client.post(f"/c/{chat_id}/send/", {"message": too_long, "model": MODEL})
+    assert response.status_code == 302
+    assert response.url == (f"/c/{chat_id}/" if existing else "/c/new/")
+    assert "The message is too long." in (await async_client.get(response.url)).content.decode()
+    assert not await Message.objects.filter(conversation_id=chat_id).aexists()
+    assert openrouter.chat_requests == []
 
 
 async def _long_conversation(owner) -> Conversation:
