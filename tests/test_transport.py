@@ -192,6 +192,7 @@ async def test_a_cookie_an_upstream_sets_is_never_sent_back(upstream):
             await response.aread()
 
     assert [request.headers.get("cookie") for request in upstream.chat_requests] == [None, None]
+    assert list(http_client().cookies.jar) == []  # not even kept
 
 
 # coalesced: the proxy's relay ------------------------------------------------------
