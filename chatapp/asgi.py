@@ -2,8 +2,6 @@
 
 import gc
 import os
-import sys
-from pathlib import Path
 
 from django.core.asgi import get_asgi_application
 
@@ -15,6 +13,7 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from chatapp import serving  # noqa: E402
 from chatapp.proxy_handler import ProxyAPIHandler  # noqa: E402
 from chatapp.routing import websocket_urlpatterns  # noqa: E402
 
@@ -34,14 +33,8 @@ application = ProtocolTypeRouter(
     }
 )
 
-_program = Path(sys.argv[0])
-if "daphne" in (_program.name, _program.parent.name):
-    # Serving (`daphne ...`, or `python -m daphne ...` which runs
-    # daphne/__main__.py), not imported by a test or a tool: SPEC wants
-    # answers a stopped server left streaming marked on the next start.
-    from chatapp.generation import interrupt_orphans_at_start  # noqa: E402
-
-    interrupt_orphans_at_start()
+if serving.served_by_daphne():
+    serving.start()
 
 # What the imports above built (Django, Twisted, the app: most of the heap)
 # lives as long as the process. Frozen, the garbage collector stops walking

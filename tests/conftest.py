@@ -100,6 +100,9 @@ class LiveApp:
         from twisted.internet import reactor
 
         from chatapp.asgi import application
+        from chatapp.serving import leave_forms_to_django
+
+        leave_forms_to_django()  # as a served process does (not the rest of its start: the test database is fresh)
 
         self.server = Server(
             application=application,
