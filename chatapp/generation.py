@@ -24,7 +24,7 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from chatapp.models import Conversation, Message
-from providers import events
+from providers import events, shared_cache
 
 logger = logging.getLogger(__name__)
 
@@ -176,7 +176,7 @@ class Generation:
                 helper.cancel()
             if self._control_channel:
                 await self.layer.group_discard(control_group(self.conversation.id), self._control_channel)
-            await cache.adelete(heartbeat_key(self.message.id))
+            await shared_cache.adelete(heartbeat_key(self.message.id))
             _running.pop(self.message.id, None)
 
     def stop(self) -> None:
@@ -282,7 +282,7 @@ class Generation:
 
     async def _beat(self) -> None:
         while True:
-            await cache.aset(heartbeat_key(self.message.id), 1, HEARTBEAT_TTL)
+            await shared_cache.aset(heartbeat_key(self.message.id), 1, HEARTBEAT_TTL)
             await asyncio.sleep(HEARTBEAT_INTERVAL)
 
     # -- the end -----------------------------------------------------------
@@ -377,7 +377,7 @@ def running(message_id: int) -> "Generation | None":
 
 async def aresume_or_interrupt(message: Message) -> bool:
     """True if a generation for `message` is alive somewhere; else mark it interrupted."""
-    if await cache.aget(heartbeat_key(message.id)):
+    if await shared_cache.aget(heartbeat_key(message.id)):
         return True
     await Message.objects.filter(pk=message.id, status=Message.Status.STREAMING).aupdate(
         status=Message.Status.INTERRUPTED, error_code="interrupted"

@@ -463,8 +463,8 @@ def _store(fetch: _Fetch, catalogue: Catalogue) -> None:
 
 
 async def _astore(fetch: _Fetch, catalogue: Catalogue) -> None:
-    await cache.aset(fetch.cache_key, catalogue.to_dict(), timeout=None)
-    await cache.aset(_stamp_key(fetch.cache_key), catalogue.stamp, timeout=None)
+    await shared_cache.aset(fetch.cache_key, catalogue.to_dict(), timeout=None)
+    await shared_cache.aset(_stamp_key(fetch.cache_key), catalogue.stamp, timeout=None)
     _parsed[fetch.cache_key] = catalogue
 
 
@@ -530,7 +530,7 @@ def _in_background(provider: Provider) -> None:
 
 async def _ain_background(provider: Provider) -> None:
     fetch = _plan(provider)
-    if await cache.aadd(_lock_key(fetch), 1, timeout=LOCK_TIMEOUT):
+    if await shared_cache.aadd(_lock_key(fetch), 1, timeout=LOCK_TIMEOUT):
         _start_task(fetch)
 
 
@@ -551,7 +551,7 @@ async def _unlocking_arefresh(fetch: _Fetch) -> None:
     try:
         await _arefresh_planned(fetch)
     finally:
-        await cache.adelete(_lock_key(fetch))
+        await shared_cache.adelete(_lock_key(fetch))
 
 
 def _in_event_loop() -> bool:

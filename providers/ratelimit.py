@@ -1,8 +1,8 @@
 """Per-user request limits for the proxy API (`RATE_LIMIT`, e.g. "60/m").
 
 A fixed window counted in the Django cache: with Redis every server process
-counts into the same key, so the limit holds across processes. One `incr`
-per request in the common case; `add` starts a window atomically, so two
+counts into the same key, so the limit holds across processes. One atomic
+count per request (`shared_cache.acount`, one round trip with Redis), so two
 processes racing at a window's start both count.
 """
 
@@ -73,17 +73,7 @@ async def ahit(scope: str | int, rate: Rate | None = None) -> int | None:
     now = time.time()
     window = int(now // rate.period)
     key = f"ratelimit:{scope}:{rate.period}:{window}"
-    count = await _aincrement(key, rate.period + 1)
+    count = await shared_cache.acount(key, rate.period + 1)
     if count <= rate.limit:
         return None
     return max(1, math.ceil((window + 1) * rate.period - now))
-
-
-async def _aincrement(key: str, timeout: int) -> int:
-    try:
-        return await shared_cache.aincr(key)
-    except ValueError:  # the window's first request (or the key just expired)
-        pass
-    if await shared_cache.aadd(key, 1, timeout):
-        return 1
-    return await shared_cache.aincr(key)  # another process started the window first
