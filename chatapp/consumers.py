@@ -117,6 +117,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 "chatapp/_messages_swap.html",
                 {"conversation": conversation, "branch": branch, "first_message": new_messages and len(branch) == 2},
             )
+            + self._render("chatapp/_notice.html", {"text": ""})  # taken: an earlier refusal's notice goes
         )
         generation.Generation(answer, conversation, branch).start()
 

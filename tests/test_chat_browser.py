@@ -118,6 +118,36 @@ def test_stop_keeps_the_partial_answer(page, upstream_server):
     expect(page.get_by_role("button", name="Regenerate")).to_be_visible()
 
 
+def test_a_message_refused_while_an_answer_streams_stays_in_the_composer(page, upstream_server):
+    upstream_server.enqueue(Stream(openai_text_stream(" ".join(f"s{i}" for i in range(40))), delay=0.03))
+    upstream_server.enqueue(Stream(openai_text_stream("Second answer.")))
+    _send(page, "First question")
+    answer = _last_answer(page)
+    expect(answer).to_have_attribute("data-status", "streaming")
+    _send(page, "Second question")
+    notice = page.get_by_role("alert")
+    expect(notice).to_have_text("An answer is still being written. Stop it or wait for it to finish.")
+    box = page.get_by_role("textbox", name="Message")
+    expect(box).to_have_value("Second question")  # not lost
+    expect(answer).to_have_attribute("data-status", "done", timeout=15000)
+    box.press("Enter")
+    expect(page.locator('[data-role="user"]').last).to_have_text(re.compile("Second question"))
+    expect(_last_answer(page)).to_have_attribute("data-status", "done", timeout=15000)
+    expect(page.locator("#chat-notice")).to_be_empty()  # the refusal's notice went with the accepted message
+    expect(box).to_have_value("")
+
+
+def test_an_answer_is_copied_with_its_button(page, app, upstream_server):
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=app.url)
+    upstream_server.enqueue(Stream(openai_text_stream("Copy me, **all** of me.")))
+    _send(page, "Something to copy")
+    answer = _last_answer(page)
+    expect(answer).to_have_attribute("data-status", "done", timeout=15000)
+    answer.get_by_role("button", name="Copy").click()
+    expect(answer.get_by_role("button", name="Copied")).to_be_visible()
+    assert page.evaluate("navigator.clipboard.readText()").strip() == "Copy me, all of me."
+
+
 def test_reload_mid_stream_continues_live(page, upstream_server):
     words = " ".join(f"t{i:03d}" for i in range(120))
     upstream_server.enqueue(Stream(openai_text_stream(words), delay=0.03))

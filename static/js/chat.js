@@ -22,11 +22,24 @@
     }
   });
 
+  // The composer empties as it sends; if the server refuses the message (an
+  // answer still being written, too long), its notice brings the text back.
+  // An accepted message comes with the notice emptied.
+  var unsent = null;
   document.body.addEventListener("htmx:wsAfterSend", function (event) {
     var form = event.target.closest && event.target.closest("form");
     if (form && form.id === "composer") {
+      unsent = input().value;
       input().value = "";
     }
+  });
+  document.addEventListener("htmx:oobAfterSwap", function (event) {
+    var target = event.detail && event.detail.target;
+    if (!target || target.id !== "chat-notice") { return; }
+    var notice = document.getElementById("chat-notice");  // the target is the element swapped out
+    var box = input();
+    if (notice && notice.textContent.trim() && unsent !== null && box && !box.value) { box.value = unsent; }
+    unsent = null;
   });
 
   var stickToBottom = true;
@@ -68,15 +81,7 @@
 
   document.addEventListener("click", function (event) {
     var close = event.target.closest("[data-edit-close]");
-    if (close) {
-      close.closest("details.edit").open = false;
-      return;
-    }
-    var copy = event.target.closest("[data-copy-message]");
-    if (copy) {
-      var source = document.getElementById(copy.dataset.copyMessage);
-      if (source && navigator.clipboard) { navigator.clipboard.writeText(source.innerText); }
-    }
+    if (close) { close.closest("details.edit").open = false; }
   });
 
   // The model picker shows the icon of the selected model's provider.

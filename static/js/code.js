@@ -1,5 +1,5 @@
-// Copy buttons on code blocks rendered by chatapp/rendering.py.
-// One delegated listener, so blocks swapped in later by htmx work too.
+// Copy buttons: on code blocks rendered by chatapp/rendering.py, and under each finished answer.
+// One delegated listener, so buttons swapped in later by htmx work too.
 (function () {
   "use strict";
   var RESET_AFTER_MS = 1500;
@@ -36,17 +36,24 @@
     return copyBySelection(text);
   }
 
-  document.addEventListener("click", function (event) {
-    var button = event.target.closest("[data-copy-code]");
-    if (!button) {
-      return;
+  // What a copy button copies: its code block's code, or a whole answer's text.
+  function source(button) {
+    if (button.dataset.copyMessage !== undefined) {
+      var message = document.getElementById(button.dataset.copyMessage);
+      return message && message.innerText;
     }
     var block = button.closest(".code-block");
     var code = block && block.querySelector("pre");
-    if (!code) {
+    return code && code.textContent;
+  }
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-copy-code], [data-copy-message]");
+    var text = button && source(button);
+    if (!text) {
       return;
     }
-    copy(code.textContent).then(function () {
+    copy(text).then(function () {
       if (!button.dataset.label) {
         button.dataset.label = button.textContent;
       }
@@ -58,7 +65,7 @@
         button.classList.remove("copied");
       }, RESET_AFTER_MS));
     }, function () {
-      // Leave the label alone: the code is still there to select by hand.
+      // Leave the label alone: the text is still there to select by hand.
     });
   });
 
