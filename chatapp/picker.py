@@ -54,6 +54,17 @@ def picker_groups(providers: list[str], table: ModelTable | None = None) -> list
     return groups
 
 
+def picker_context(providers: list[str], selected: str, table: ModelTable | None = None) -> dict:
+    """What chatapp/_model_select.html shows: the groups, the selection, and a model no longer offered.
+
+    A conversation whose model left the allow-list (or an imported one) says
+    so in the picker instead of showing another model as if it were chosen.
+    """
+    groups = picker_groups(providers, table)
+    offered = any(option.ref == selected for group in groups for option in group.options)
+    return {"model_groups": groups, "selected_model": selected, "unavailable_model": "" if offered else selected}
+
+
 def default_model_ref(user, providers: list[str], table: ModelTable | None = None) -> str:
     """The user's preferred model if still allowed, else DEFAULT_MODEL, else the first offered."""
     table = table or ModelTable.current()

@@ -13,7 +13,7 @@ from chatapp import exchanges
 from chatapp.forms import ConversationSettingsForm, RenameForm
 from chatapp.generation import Generation, interrupt_orphans, request_stop
 from chatapp.models import Conversation, Message
-from chatapp.picker import default_model_ref, picker_groups
+from chatapp.picker import default_model_ref, picker_context
 from providers.credentials import reachable_providers
 from providers.model_table import ModelTable
 
@@ -46,8 +46,7 @@ def _render_chat(request: HttpRequest, conversation: Conversation | None) -> Htt
         "branch": branch,
         "conversations": _conversation_page(request),
         "providers_configured": bool(providers),
-        "model_groups": picker_groups(providers, table),
-        "selected_model": selected,
+        **picker_context(providers, selected, table),
         # Without JavaScript the page refreshes itself while an answer streams.
         "streaming": any(m.status == Message.Status.STREAMING for m in branch),
     }
@@ -206,10 +205,12 @@ def conversation_settings(request: HttpRequest, conversation_id) -> HttpResponse
     providers = reachable_providers(request.user)
     table = ModelTable.current()
     form = ConversationSettingsForm(request.POST or None, instance=chat, providers=providers, table=table)
+    context = {"conversation": chat, "form": form, "saved": request.method == "POST"}
     if request.method == "POST" and form.is_valid():
         form.save()
         if not request.htmx:
             return redirect(chat)
+        context["picker"] = picker_context(providers, chat.model, table)  # the composer's picker follows
     template = "chatapp/_conversation_settings.html" if request.htmx else "chatapp/conversation_settings.html"
-    return render(request, template, {"conversation": chat, "form": form, "saved": request.method == "POST"})
+    return render(request, template, context)
 

@@ -120,6 +120,32 @@ def test_chat_settings_are_saved_and_validated(alice_client, alice, settings):
     assert bad.status_code == 200 and "less than or equal to 2" in bad.content.decode()
 
 
+@pytest.mark.django_db
+def test_a_model_changed_in_the_chats_settings_is_the_composers_too(alice_client, alice, settings):
+    settings.OPENROUTER_API_KEY = "sk-or-test"
+    settings.OPENROUTER_URL = "http://127.0.0.1:9"  # no catalogue: built-ins and CUSTOM_MODELS only
+    settings.CUSTOM_MODELS = "+fake/model@openrouter=Fake"
+    chat = _chat(alice, "Switching")  # on fake/model
+    response = alice_client.post(f"/c/{chat.id}/settings/", {"model": "openrouter/auto@openrouter"},
+                                 headers={"HX-Request": "true"})  # fmt: skip
+    html = response.content.decode()
+    assert response.status_code == 200 and "Saved." in html
+    picker = html.split('<select id="model-select" name="model" hx-swap-oob="true">')[1].split("</select>")[0]
+    assert '<option value="openrouter/auto@openrouter" selected' in picker
+    assert '"fake/model@openrouter" selected' not in picker
+
+
+@pytest.mark.django_db
+def test_a_model_no_longer_offered_is_named_not_replaced_in_the_picker(alice_client, alice, settings):
+    settings.OPENROUTER_API_KEY = "sk-or-test"
+    settings.OPENROUTER_URL = "http://127.0.0.1:9"
+    chat = _chat(alice, "Old model")  # fake/model: not offered here
+    html = alice_client.get(f"/c/{chat.id}/").content.decode()
+    picker = html.split('<select id="model-select" name="model">')[1].split("</select>")[0]
+    assert '<option value="" selected disabled>fake/model@openrouter: no longer available, pick another</option>' in picker
+    assert picker.count(" selected") == 1
+
+
 # -- versions and branches ---------------------------------------------------------------
 
 

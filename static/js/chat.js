@@ -95,6 +95,10 @@
   document.addEventListener("change", function (event) {
     if (event.target.id === "model-select") { showProviderIcon(); }
   });
+  document.addEventListener("htmx:oobAfterSwap", function (event) {  // the chat's settings changed its model
+    var target = event.detail && event.detail.target;
+    if (target && target.id === "model-select") { showProviderIcon(); }
+  });
 
   document.addEventListener("DOMContentLoaded", function () {
     showProviderIcon();
