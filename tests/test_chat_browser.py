@@ -290,6 +290,26 @@ def test_usable_on_a_phone_screen(browser, app, page):
 
 
 
+def test_on_a_phone_the_conversation_list_opens_and_closes(page, app):
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{app.url}/c/new/")
+    assert page.locator(".topbar").bounding_box()["height"] <= 56  # one row: the list never covers its toggle
+    toggle = page.get_by_role("button", name="Conversations")
+    sidebar = page.locator("#sidebar")
+    for close in ("toggle", "Escape", "beside"):
+        toggle.click()
+        expect(toggle).to_have_attribute("aria-expanded", "true")
+        expect(sidebar.get_by_role("button", name="New chat")).to_be_in_viewport()
+        if close == "toggle":
+            toggle.click()
+        elif close == "Escape":
+            page.keyboard.press("Escape")
+        else:
+            page.mouse.click(380, 600)
+        expect(toggle).to_have_attribute("aria-expanded", "false")
+        expect(sidebar.get_by_role("button", name="New chat")).not_to_be_in_viewport()
+
+
 def test_the_usage_page_draws_todays_chats(page, app, upstream_server):
     upstream_server.enqueue(Stream(openai_text_stream("Counted.", cost=0.0123)))
     _send(page, "Count me")

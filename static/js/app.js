@@ -19,11 +19,29 @@
     }
     var sidebarToggle = event.target.closest("[data-sidebar-toggle]");
     if (sidebarToggle) {
-      var sidebar = document.getElementById("sidebar");
-      if (sidebar) {
-        var open = sidebar.classList.toggle("open");
-        sidebarToggle.setAttribute("aria-expanded", open ? "true" : "false");
-      }
+      showSidebar(!sidebarIsOpen());
+    } else if (sidebarIsOpen() && !event.target.closest("#sidebar")) {
+      showSidebar(false);  // a tap beside the open sidebar (on a phone) closes it
+    }
+  });
+
+  // The conversation list slides over the page on narrow screens.
+  function sidebarIsOpen() {
+    var sidebar = document.getElementById("sidebar");
+    return Boolean(sidebar && sidebar.classList.contains("open"));
+  }
+  function showSidebar(open) {
+    var sidebar = document.getElementById("sidebar");
+    var toggle = document.querySelector("[data-sidebar-toggle]");
+    if (!sidebar || !toggle) { return; }
+    sidebar.classList.toggle("open", open);
+    toggle.setAttribute("aria-expanded", open ? "true" : "false");
+  }
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Escape" && sidebarIsOpen()) {
+      event.preventDefault();  // this Escape closes the list; it does not also stop an answer
+      showSidebar(false);
+      document.querySelector("[data-sidebar-toggle]").focus();
     }
   });
 

@@ -16,7 +16,7 @@
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing && target.matches("textarea[name=message]")) {
       event.preventDefault();
       if (target.value.trim()) { target.form.requestSubmit(); }
-    } else if (event.key === "Escape") {
+    } else if (event.key === "Escape" && !event.defaultPrevented) {
       var stop = document.getElementById("stop-button");
       if (stop && stop.offsetParent !== null) { stop.click(); }
     }
