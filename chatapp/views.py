@@ -8,6 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRefresh
 
 from chatapp import exchanges
 from chatapp.forms import ConversationSettingsForm, RenameForm
@@ -164,7 +165,9 @@ def delete(request: HttpRequest, conversation_id) -> HttpResponse:
     chat.deleted_at = timezone.now()
     chat.save(update_fields=["deleted_at"])
     if request.htmx:
-        return render(request, "chatapp/_conversation_deleted.html", {"item": chat})
+        # Deleted from its own page: the composer gives way to a notice, so nothing is sent into it.
+        context = {"item": chat, "is_open": _is_open(request, chat)}
+        return render(request, "chatapp/_conversation_deleted.html", context)
     return redirect("chat:home")
 
 
@@ -173,9 +176,17 @@ def restore(request: HttpRequest, conversation_id) -> HttpResponse:
     chat = get_object_or_404(Conversation, id=conversation_id, owner=request.user, deleted_at__isnull=False)
     chat.deleted_at = None
     chat.save(update_fields=["deleted_at"])
+    if request.htmx and _is_open(request, chat):
+        return HttpResponseClientRefresh()  # its page comes back whole, composer included
     if request.htmx:
         return render(request, "chatapp/_conversation_list_item.html", {"item": chat, "oob": False})
     return redirect(chat)
+
+
+def _is_open(request: HttpRequest, chat: Conversation) -> bool:
+    """Whether the htmx request comes from the conversation's own page."""
+    current = request.htmx.current_url_abs_path or ""
+    return current.split("?")[0] == chat.get_absolute_url()
 
 
 @require_POST

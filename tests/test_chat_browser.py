@@ -66,7 +66,8 @@ def page(browser, app) -> Page:
     context = browser.new_context(viewport={"width": 1100, "height": 800})
     page = context.new_page()
     page.dialogs = []
-    page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
+    page.dismiss_dialogs = lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss())
+    page.on("dialog", page.dismiss_dialogs)
     page.goto(f"{app.url}/accounts/signin/")
     page.get_by_label("Username").fill("alice")
     page.get_by_label("Password").fill(PASSWORD)
@@ -288,6 +289,22 @@ def test_usable_on_a_phone_screen(browser, app, page):
     assert box.bounding_box()["width"] > 150
 
 
+
+
+def test_deleting_the_open_conversation_closes_it_until_undone(page, upstream_server):
+    upstream_server.enqueue(Stream(openai_text_stream("Soon gone.")))
+    _send(page, "Delete me")
+    expect(_last_answer(page)).to_have_attribute("data-status", "done", timeout=15000)
+    item = page.locator(".conversation-item[aria-current=page]")
+    page.remove_listener("dialog", page.dismiss_dialogs)
+    page.once("dialog", lambda dialog: dialog.accept())  # "Delete this conversation?"
+    item.get_by_label("Actions").click()
+    item.get_by_role("button", name="Delete").click()
+    expect(page.locator("#composer")).to_have_text(re.compile("This conversation was deleted."))
+    expect(page.get_by_role("textbox", name="Message")).to_have_count(0)  # nothing can be sent into it
+    page.get_by_role("button", name="Undo").click()
+    expect(page.get_by_role("textbox", name="Message")).to_be_visible()
+    expect(page.locator('[data-role="user"]').last).to_have_text(re.compile("Delete me"))
 
 
 def test_on_a_phone_the_conversation_list_opens_and_closes(page, app):

@@ -1,8 +1,12 @@
 """The conversation page: what a signed-in owner sees, and what it costs to render."""
 
+import uuid
+
 import pytest
 from django.db import connection
+from django.template.loader import render_to_string
 from django.test.utils import CaptureQueriesContext
+from django.utils import translation
 
 from chatapp.models import Conversation, Message
 
@@ -77,3 +81,19 @@ def test_a_message_left_streaming_by_a_dead_process_is_interrupted(alice_client,
     assert "partial ans" in html
     assert "The server stopped before this answer was complete." in html
     assert Message.objects.get(role="assistant").status == Message.Status.INTERRUPTED
+
+
+@pytest.mark.django_db
+def test_a_missing_or_foreign_conversation_gets_the_apps_not_found_page(alice_client, bob):
+    foreign = Conversation.objects.create(owner=bob, model="fake/model@openrouter")
+    for url in (f"/c/{uuid.uuid4()}/", foreign.get_absolute_url()):
+        response = alice_client.get(url)
+        assert response.status_code == 404
+        html = response.content.decode()
+        assert "<h1>Not found</h1>" in html and 'href="/c/new/"' in html and "sidebar" not in html
+
+
+def test_the_server_error_page_needs_no_context():
+    with translation.override("da"):
+        html = render_to_string("500.html")
+    assert '<html lang="da">' in html and "Der gik noget galt på serveren" in html

@@ -81,6 +81,23 @@ def test_rename_pin_delete_and_undo(alice_client, alice):
 
 
 @pytest.mark.django_db
+def test_deleting_the_open_conversation_closes_its_composer_until_undone(alice_client, alice):
+    chat, other = _chat(alice, "Open"), _chat(alice, "Elsewhere")
+    on_its_page = {"HX-Request": "true", "HX-Current-URL": f"http://testserver{chat.get_absolute_url()}"}
+    elsewhere = {"HX-Request": "true", "HX-Current-URL": f"http://testserver{other.get_absolute_url()}"}
+
+    html = alice_client.post(f"/c/{chat.id}/delete/", headers=on_its_page).content.decode()
+    assert '<div id="composer"' in html and "This conversation was deleted." in html and "Undo" in html
+    undone = alice_client.post(f"/c/{chat.id}/restore/", headers=on_its_page)
+    assert undone["HX-Refresh"] == "true"  # the page comes back whole, composer included
+
+    html = alice_client.post(f"/c/{chat.id}/delete/", headers=elsewhere).content.decode()
+    assert '<div id="composer"' not in html and "was deleted" in html  # another page's composer is left alone
+    undone = alice_client.post(f"/c/{chat.id}/restore/", headers=elsewhere)
+    assert "HX-Refresh" not in undone and f'id="conversation-{chat.id}"' in undone.content.decode()
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize("action", ["rename", "pin", "delete", "restore", "settings"])
 def test_another_users_conversation_cannot_be_touched(alice, bob_client, action):
     chat = _chat(alice, "Alice's")
