@@ -322,14 +322,13 @@ class Generation:
             stream_group(self.conversation.id), {"type": "generation.done", "message_id": message.id}
         )
         self._account(status)
-        if status == Message.Status.DONE:
-            await self._title()
+        await self._title(ask_model=status == Message.Status.DONE)
 
-    async def _title(self) -> None:
+    async def _title(self, ask_model: bool) -> None:
         """Title the conversation after its first answer, and tell its pages."""
         from chatapp.titles import atitle_conversation
 
-        title = await atitle_conversation(self.conversation.id)
+        title = await atitle_conversation(self.conversation.id, ask_model)
         if title:
             await self.layer.group_send(stream_group(self.conversation.id), {"type": "conversation.title"})
 

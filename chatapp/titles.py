@@ -75,8 +75,13 @@ def clean_title(text: str) -> str:
     return _shorten(line, None, TITLE_CHARS)
 
 
-async def atitle_conversation(conversation_id) -> str | None:
-    """Title an untitled conversation from its first exchange; the title saved, or None."""
+async def atitle_conversation(conversation_id, ask_model: bool = True) -> str | None:
+    """Title an untitled conversation from its first exchange; the title saved, or None.
+
+    `ask_model=False` (the first answer failed or was stopped) goes straight to
+    the first words: no "New chat" left behind, and no title model paid for
+    an exchange that did not work.
+    """
     conversation = await Conversation.objects.select_related("owner").filter(pk=conversation_id).afirst()
     if conversation is None or conversation.title:
         return None
@@ -86,7 +91,7 @@ async def atitle_conversation(conversation_id) -> str | None:
         return None
     answer = next((m for m in branch if m.role == Message.Role.ASSISTANT and m.content.strip()), None)
     title = ""
-    if settings.TITLE_MODEL.strip():
+    if ask_model and settings.TITLE_MODEL.strip():
         title = await _aask_title_model(conversation, question, answer)
     title = title or fallback_title(question.content)
     if not title:

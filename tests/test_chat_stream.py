@@ -183,6 +183,22 @@ async def test_upstream_errors_show_on_the_message_with_a_retry_button(alice, op
     await socket.close()
 
 
+async def test_a_chat_whose_first_answer_failed_is_titled_by_its_first_words(alice, openrouter, settings):
+    settings.UPSTREAM_MAX_TRIES = 1
+    openrouter.enqueue(Status(500, {"error": {"message": "Internal upstream failure"}}))
+    chat_id = uuid.uuid4()
+    socket, _ = await open_chat(alice, chat_id)
+    await socket.send(action="send", message="Plan a trip to Lisbon", model=MODEL)
+    await socket.until(lambda s: any(m.role == "assistant" for m in s.shown.values()))
+    await socket.until_status(socket.last_assistant_id(), "error")
+    for _ in range(100):  # titled just after the answer ends
+        if title := (await Conversation.objects.aget(pk=chat_id)).title:
+            break
+        await asyncio.sleep(0.02)
+    assert title == "Plan a trip to Lisbon"  # not "New chat" in the sidebar
+    await socket.close()
+
+
 async def test_a_mid_stream_error_keeps_the_partial_text(alice, openrouter):
     openrouter.enqueue(Stream(openai_text_stream(
         "Half an answer", error_mid_stream={"code": 502, "message": "Provider disconnected"}, usage=False)))

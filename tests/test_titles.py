@@ -72,6 +72,13 @@ async def test_without_title_model_the_first_words_are_the_title(alice, settings
     assert openrouter.chat_requests == []
 
 
+async def test_after_a_failed_first_answer_the_first_words_are_the_title(alice, settings, openrouter):
+    settings.TITLE_MODEL = "fake/titler@OpenRouter"  # not asked: the exchange did not work
+    conversation = await _make(alice)
+    assert await atitle_conversation(conversation.id, ask_model=False) == FIRST_WORDS
+    assert openrouter.chat_requests == []
+
+
 async def test_title_model_names_the_conversation_and_is_accounted(alice, settings, openrouter):
     settings.TITLE_MODEL = "fake/titler@OpenRouter"
     openrouter.enqueue(JSONResponse(openai_completion('"Sourdough Starter at Home"\n', model="fake/titler")))
