@@ -93,7 +93,7 @@ def test_send_and_watch_reasoning_then_text_stream(page, upstream_server):
     upstream_server.enqueue(
         Stream(openai_text_stream(words, reasoning="Considering the question carefully. " * 4), delay=0.03)
     )
-    expect(page.get_by_label("Model")).to_have_value("fake/model@openrouter")
+    expect(page.get_by_label("Model", exact=True)).to_have_value("fake/model@openrouter")
     _send(page, "Please answer slowly")
     answer = _last_answer(page)
     expect(answer).to_have_attribute("data-status", "streaming")

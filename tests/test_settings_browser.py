@@ -111,3 +111,31 @@ def test_new_token_is_copied_and_the_model_table_filters(browser, live_server, a
     sync_api.expect(page.locator("#model-rows tr:visible")).to_have_count(1)
     sync_api.expect(page.locator("#model-count")).to_have_text(f"Showing 1 of {total} models.")
     context.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_long_model_list_is_searchable_on_the_chat_page(browser, live_server, alice, settings):
+    # SPEC: OpenRouter's catalogue has hundreds of models, "so the picker is searchable".
+    settings.OPENROUTER_API_KEY = "sk-or-server"
+    settings.OPENROUTER_URL = "http://127.0.0.1:9"  # no catalogue: the list is CUSTOM_MODELS'
+    names = ["anthropic/claude-sonnet", "anthropic/claude-haiku", "openai/gpt-5", "openai/gpt-5-mini",
+             "google/gemini-pro", "google/gemini-flash", "deepseek/deepseek-r1", "meta/llama-4", "mistral/large"]
+    settings.CUSTOM_MODELS = "-all," + ",".join(f"+{name}@OpenRouter" for name in names)
+    page = browser.new_page()
+    _sign_in(page, live_server)
+    page.goto(f"{live_server.url}/c/new/")
+    search = page.get_by_label("Search models")
+    picker = page.get_by_label("Model", exact=True)
+    search.fill("gemini fla")
+    assert picker.input_value() == "google/gemini-flash@openrouter"
+    visible = _shown_models(page)
+    assert visible == ["google/gemini-flash@openrouter"]
+    search.press("Enter")  # picks; sends nothing
+    sync_api.expect(page.get_by_role("textbox", name="Message")).to_be_focused()
+    search.fill("claude")
+    visible = _shown_models(page)
+    assert sorted(visible) == ["anthropic/claude-haiku@openrouter", "anthropic/claude-sonnet@openrouter"]
+
+
+def _shown_models(page) -> list[str]:
+    return page.evaluate("[...document.querySelectorAll('#model-select option')].filter(o => !o.hidden).map(o => o.value)")

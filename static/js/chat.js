@@ -97,11 +97,51 @@
   });
   document.addEventListener("htmx:oobAfterSwap", function (event) {  // the chat's settings changed its model
     var target = event.detail && event.detail.target;
-    if (target && target.id === "model-select") { showProviderIcon(); }
+    if (target && target.id === "model-select") {
+      var filter = document.getElementById("model-filter");
+      if (filter) { filter.value = ""; }
+      showProviderIcon();
+    }
+  });
+
+  // The model search: options whose name, id or provider lack a typed word
+  // are hidden; if the chosen model is among them, the first match is chosen.
+  var SEARCH_FROM = 8;  // options; a short list needs no search
+  function filterModels(query) {
+    var select = document.getElementById("model-select");
+    var words = query.toLowerCase().split(/\s+/).filter(Boolean);
+    var first = null;
+    Array.prototype.forEach.call(select.options, function (option) {
+      if (!option.value) { return; }  // "no longer available", "no models"
+      var group = option.parentElement.label || "";
+      var text = (option.textContent + " " + option.value + " " + group).toLowerCase();
+      option.hidden = !words.every(function (word) { return text.indexOf(word) >= 0; });
+      if (!option.hidden && !first) { first = option; }
+    });
+    Array.prototype.forEach.call(select.querySelectorAll("optgroup"), function (group) {
+      group.hidden = !group.querySelector("option:not([hidden])");
+    });
+    var chosen = select.selectedOptions[0];
+    if (first && (!chosen || chosen.hidden || !chosen.value)) {
+      select.value = first.value;
+      showProviderIcon();
+    }
+  }
+  document.addEventListener("input", function (event) {
+    if (event.target.id === "model-filter") { filterModels(event.target.value); }
+  });
+  document.addEventListener("keydown", function (event) {
+    if (event.target.id === "model-filter" && event.key === "Enter") {
+      event.preventDefault();  // Enter picks, it does not send the message
+      input().focus();
+    }
   });
 
   document.addEventListener("DOMContentLoaded", function () {
     showProviderIcon();
+    var select = document.getElementById("model-select");
+    var filter = document.getElementById("model-filter");
+    if (filter && select && select.options.length >= SEARCH_FROM) { filter.hidden = false; }
     var el = scroller();
     if (el) { el.scrollTop = el.scrollHeight; }
     var box = input();
