@@ -116,6 +116,8 @@ def test_stop_keeps_the_partial_answer(page, upstream_server):
     expect(answer).to_have_attribute("data-status", "stopped")
     assert upstream_server.wait_for_disconnect(1.0)
     expect(answer.locator('[data-part="content"]')).to_have_text("An answer that never ends")
+    expect(answer.locator(".meta")).to_contain_text("Stopped")  # not mistaken for a finished answer
+    expect(answer.get_by_role("button", name="Copy")).to_be_visible()  # the part written is still worth copying
     expect(page.get_by_role("button", name="Regenerate")).to_be_visible()
 
 
