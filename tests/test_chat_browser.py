@@ -343,3 +343,21 @@ def test_the_usage_page_draws_todays_chats(page, app, upstream_server):
     assert "fake/model" in text
     costs = [float(c) for c in re.findall(r"\$(\d+\.\d+)", text)]
     assert max(costs) >= 0.0123  # this answer's cost, plus the other tests' earlier today
+
+
+def test_a_server_restart_is_said_and_survived(page, app, upstream_server):
+    # Last in the module: the server goes down and comes back on the same port and database.
+    upstream_server.enqueue(Stream(openai_text_stream("Before the restart.")))
+    _send(page, "First")
+    expect(_last_answer(page)).to_have_attribute("data-status", "done", timeout=15000)
+    status = page.locator("#connection-status")
+    app.stop()
+    try:
+        expect(status).to_have_text("Connection lost. Reconnecting…")
+    finally:
+        app.start()
+    expect(status).to_be_empty(timeout=15000)
+    upstream_server.enqueue(Stream(openai_text_stream("After the restart.")))
+    _send(page, "Second")
+    expect(_last_answer(page).locator('[data-part="content"]')).to_have_text("After the restart.", timeout=15000)
+

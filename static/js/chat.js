@@ -42,6 +42,15 @@
     unsent = null;
   });
 
+  // While the socket is down (a server restart, a network blip) htmx keeps
+  // trying, and holds what is sent until it is back: say so.
+  function showConnection(up) {
+    var status = document.getElementById("connection-status");
+    if (status) { status.textContent = up ? "" : gettext("Connection lost. Reconnecting…"); }
+  }
+  document.addEventListener("htmx:wsClose", function () { showConnection(false); });
+  document.addEventListener("htmx:wsOpen", function () { showConnection(true); });
+
   var stickToBottom = true;
   document.addEventListener("htmx:wsBeforeMessage", function () {
     var el = scroller();
