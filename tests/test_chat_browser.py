@@ -309,6 +309,26 @@ def test_deleting_the_open_conversation_closes_it_until_undone(page, upstream_se
     expect(page.locator('[data-role="user"]').last).to_have_text(re.compile("Delete me"))
 
 
+def test_a_new_chat_joins_the_list_once_below_the_pinned_ones(page, app, upstream_server):
+    upstream_server.enqueue(Stream(openai_text_stream("Pinned answer.")), Stream(openai_text_stream("New answer.")))
+    _send(page, "Pin this one")
+    expect(_last_answer(page)).to_have_attribute("data-status", "done", timeout=15000)
+    pinned = page.locator(".conversation-item[aria-current=page]")
+    pinned_id = pinned.get_attribute("id")
+    pinned.get_by_label("Actions").click()
+    pinned.get_by_role("button", name="Pin").click()
+    expect(page.locator(f"#{pinned_id}.pinned")).to_have_count(1)
+
+    page.goto(f"{app.url}/c/new/")
+    _send(page, "A newer chat")
+    expect(_last_answer(page)).to_have_attribute("data-status", "done", timeout=15000)
+    new_id = page.locator(".conversation-item[aria-current=page]").get_attribute("id")
+    ids = page.locator("#conversation-list-items > li").evaluate_all("items => items.map(item => item.id)")
+    assert ids.count(new_id) == 1
+    pinned_ids = page.locator("#conversation-list-items > li.pinned").evaluate_all("items => items.map(i => i.id)")
+    assert ids.index(new_id) == len(pinned_ids)  # first after the pinned ones, as a reload would show it
+
+
 def test_on_a_phone_the_conversation_list_opens_and_closes(page, app):
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(f"{app.url}/c/new/")

@@ -67,6 +67,24 @@
     if (el && stickToBottom) { el.scrollTop = el.scrollHeight; }
   });
 
+  // A new chat's first answer inserts it at the top of the list: below the
+  // pinned ones, as the server orders it, and never twice (a page that
+  // already lists it, a socket that reconnected).
+  document.addEventListener("htmx:oobAfterSwap", function (event) {
+    var target = event.detail && event.detail.target;
+    if (!target || target.id !== "conversation-list-items") { return; }
+    var added = target.firstElementChild;
+    if (!added || !added.id) { return; }
+    target.querySelectorAll("#" + CSS.escape(added.id)).forEach(function (item) {
+      if (item !== added) { item.remove(); }
+    });
+    var pinned = target.querySelectorAll(".conversation-item.pinned");
+    var lastPinned = pinned[pinned.length - 1];
+    if (lastPinned && lastPinned !== added && !added.classList.contains("pinned")) { lastPinned.after(added); }
+    var empty = target.querySelector("li.empty");
+    if (empty) { empty.remove(); }
+  });
+
   // When the answer starts, the reasoning block folds to "Thought for N s".
   document.addEventListener("htmx:oobAfterSwap", function (event) {
     var target = event.detail && event.detail.target;
