@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRefresh
@@ -155,7 +156,10 @@ def rename(request: HttpRequest, conversation_id) -> HttpResponse:
     if form.is_valid():
         form.save()
     if request.htmx:
-        return render(request, "chatapp/_conversation_list_item.html", {"item": chat, "oob": False})
+        html = render_to_string("chatapp/_conversation_list_item.html", {"item": chat, "oob": False}, request)
+        if _is_open(request, chat):  # its page's heading (and tab) follow
+            html += render_to_string("chatapp/_chat_title.html", {"conversation": chat}, request)
+        return HttpResponse(html)
     return redirect(chat)
 
 

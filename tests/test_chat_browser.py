@@ -184,8 +184,16 @@ def test_a_new_chat_gets_its_header_with_the_first_answer(page, upstream_server)
     _send(page, "How is the weather in Copenhagen today")
     expect(_last_answer(page)).to_have_attribute("data-status", "done")
     expect(header.get_by_role("heading")).to_have_text("How is the weather in Copenhagen today")
+    expect(page).to_have_title("How is the weather in Copenhagen today · Switchboard")  # the tab too
     header.get_by_text("Chat settings", exact=True).click()
     expect(header.locator(".chat-settings-panel form")).to_be_visible()  # htmx wired the swapped-in header
+
+    item = page.locator(".conversation-item[aria-current=page]")  # renamed from the list, on its own page
+    item.get_by_label("Actions").click()
+    item.get_by_label("Title").fill("Weather")
+    item.get_by_role("button", name="Rename").click()
+    expect(header.get_by_role("heading")).to_have_text("Weather")
+    expect(page).to_have_title("Weather · Switchboard")
 
 
 def test_math_is_typeset_live_and_after_a_reload(page, upstream_server):

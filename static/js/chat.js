@@ -85,6 +85,13 @@
     if (empty) { empty.remove(); }
   });
 
+  // A new title (generated, or renamed from the list) is the tab's too.
+  document.addEventListener("htmx:oobAfterSwap", function (event) {
+    var target = event.detail && event.detail.target;
+    var title = target && target.id === "chat-title" && document.getElementById("chat-title");
+    if (title) { document.title = title.textContent.trim() + " · Switchboard"; }
+  });
+
   // When the answer starts, the reasoning block folds to "Thought for N s".
   document.addEventListener("htmx:oobAfterSwap", function (event) {
     var target = event.detail && event.detail.target;
