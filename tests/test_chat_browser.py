@@ -45,7 +45,7 @@ def app(tmp_path_factory, upstream_server):
         DATABASE_URL=f"sqlite:///{database}",
         OPENROUTER_API_KEY="sk-or-browser",
         OPENROUTER_URL=upstream_server.url,
-        CUSTOM_MODELS="-all,+fake/model=Fake Model@OpenRouter",
+        CUSTOM_MODELS="-all,+fake/model@OpenRouter=Fake Model",
     )
     prepared_database(env)
     server = AppServer(env).start()
