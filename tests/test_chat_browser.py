@@ -151,6 +151,22 @@ def test_an_answer_is_copied_with_its_button(page, app, upstream_server):
     assert page.evaluate("navigator.clipboard.readText()").strip() == "Copy me, all of me."
 
 
+@pytest.mark.parametrize("reload", [False, True])
+def test_the_reasoning_folds_when_the_answer_starts(page, upstream_server, reload):
+    words = " ".join(f"a{i}" for i in range(150))
+    upstream_server.enqueue(Stream(openai_text_stream(words, reasoning="Thinking hard about it. " * 25), delay=0.03))
+    _send(page, "Think first")
+    answer = _last_answer(page)
+    expect(answer.locator('[data-part="reasoning"]')).to_contain_text("Thinking hard")
+    if reload:  # while still thinking
+        page.reload()
+    reasoning = answer.locator("details.reasoning")
+    expect(reasoning).to_have_attribute("open", "")
+    expect(answer.locator("summary")).to_have_text(re.compile(r"Thought for \d+ s"), timeout=15000)
+    assert reasoning.evaluate("details => details.open") is False
+    expect(answer).to_have_attribute("data-status", "streaming")  # folded as the answer starts, not at its end
+
+
 def test_reload_mid_stream_continues_live(page, upstream_server):
     words = " ".join(f"t{i:03d}" for i in range(120))
     upstream_server.enqueue(Stream(openai_text_stream(words), delay=0.03))

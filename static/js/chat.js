@@ -93,10 +93,13 @@
   });
 
   // When the answer starts, the reasoning block folds to "Thought for N s".
+  // (An out-of-band swap's event names the element swapped out: the new one is found by its id.)
   document.addEventListener("htmx:oobAfterSwap", function (event) {
     var target = event.detail && event.detail.target;
-    if (target && target.matches && target.matches("summary[data-collapse]")) {
-      target.parentElement.open = false;
+    var summary = target && target.id && document.getElementById(target.id);
+    if (summary && summary.matches("summary[data-collapse]")) {
+      summary.removeAttribute("data-collapse");
+      summary.parentElement.open = false;
     }
   });
 
