@@ -40,7 +40,7 @@ class ProviderCredentialForm(forms.Form):
         if credential is not None:
             kwargs.setdefault("initial", {"base_url": credential.base_url})
         super().__init__(*args, **kwargs)
-        self.fields["base_url"].widget.attrs["placeholder"] = provider.server_url
+        self.fields["base_url"].widget.attrs["placeholder"] = provider.public_server_url
         key_field = self.fields["api_key"]
         if credential is not None and credential.has_api_key:
             key_field.widget.attrs["placeholder"] = _("Leave empty to keep the stored key")

@@ -45,6 +45,11 @@ class Provider:
         return (getattr(settings, self.url_setting, "") if self.url_setting else "") or self.default_url
 
     @property
+    def public_server_url(self) -> str:
+        """The server's URL if it is the vendor's public one; "" for one the admin set (it may be internal)."""
+        return self.server_url if self.server_url == self.default_url else ""
+
+    @property
     def server_keys(self) -> list[str]:
         raw = getattr(settings, self.key_setting, "") if self.key_setting else ""
         return [key.strip() for key in raw.split(",") if key.strip()]

@@ -495,3 +495,13 @@ def test_test_connection_counts_against_the_rate_limit(alice_client, served_open
     card = _card(_test_connection(alice_client))
     assert "Too many requests. Try again in" in card
     assert len(served_openrouter.requests) == 2
+
+
+@pytest.mark.django_db
+def test_an_endpoint_the_admin_set_is_not_shown_to_users(alice_client, settings):
+    # A vendor's public URL helps; an address the admin configured (an internal
+    # server, a gateway) is not the users' business.
+    settings.OPENROUTER_URL = "http://10.1.2.3:8080/gateway"
+    page = alice_client.get("/settings/providers/").content.decode()
+    assert "10.1.2.3" not in page
+    assert "https://api.openai.com" in page  # OpenAI's own, not overridden
