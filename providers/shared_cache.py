@@ -36,8 +36,8 @@ class RedisCache(django_redis.RedisCache):
     (and each WebSocket message, each generation task) builds its own, with
     its own connection pool: every one of them opened a new connection to
     Redis, handshake included, for its first cache call. With Redis, that was
-    two-thirds of the proxy API's time per request (5.3 ms against 1.8 ms
-    without Redis, one-token streams in the benchmark's set-up). The pool is
+    most of the proxy API's CPU per request: 4.5 ms against 1.8 ms without
+    Redis (`python -m bench.cost`; 1.8 ms with Redis since). The pool is
     thread-safe; cache objects built with the same settings share it, and
     share one `redis.asyncio` client per event loop for this module.
     """
