@@ -4,7 +4,7 @@ from datetime import timedelta
 from asgiref.sync import sync_to_async
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -29,7 +29,10 @@ def _get_conversation_for_user(request: HttpRequest, conversation_id) -> Convers
 
 
 def _conversation_page(request: HttpRequest, query: str = "", page: int = 1):
-    conversations = Conversation.objects.of(request.user).search(query).order_by("-pinned", "-updated_at")
+    # A chat joins the list with its first message (one given settings before that waits).
+    conversations = (
+        Conversation.objects.of(request.user).exclude(current_leaf=None).search(query).order_by("-pinned", "-updated_at")
+    )
     return Paginator(conversations, CONVERSATIONS_PER_PAGE).get_page(page)
 
 
@@ -216,16 +219,33 @@ def show_version(request: HttpRequest, conversation_id, message_id: int) -> Http
 
 
 def conversation_settings(request: HttpRequest, conversation_id) -> HttpResponse:
-    chat = _get_conversation_for_user(request, conversation_id)
+    """A chat's settings; a new chat's too, before its first message (saving them creates the chat)."""
     providers = reachable_providers(request.user)
     table = ModelTable.current()
+    chat = _chat_or_new(request, conversation_id, providers, table)
     form = ConversationSettingsForm(request.POST or None, instance=chat, providers=providers, table=table)
-    context = {"conversation": chat, "form": form, "saved": request.method == "POST"}
+    created = chat._state.adding
+    context = {"conversation": chat, "form": form, "saved": request.method == "POST", "is_new": created}
     if request.method == "POST" and form.is_valid():
         form.save()
         if not request.htmx:
             return redirect(chat)
         context["picker"] = picker_context(providers, chat.model, table)  # the composer's picker follows
+        response = render(request, "chatapp/_conversation_settings.html", context)
+        if created:  # a reload keeps them: the address becomes the chat's
+            response["HX-Replace-Url"] = chat.get_absolute_url()
+        return response
     template = "chatapp/_conversation_settings.html" if request.htmx else "chatapp/conversation_settings.html"
     return render(request, template, context)
+
+
+def _chat_or_new(request: HttpRequest, conversation_id, providers, table) -> Conversation:
+    """The user's chat, or, for an id no chat has yet, an unsaved new one; anyone else's is a 404."""
+    chat = Conversation.objects.filter(id=conversation_id).first()
+    if chat is None:
+        model = default_model_ref(request.user, providers, table)
+        return Conversation(id=conversation_id, owner=request.user, model=model)
+    if chat.owner_id != request.user.id or chat.deleted_at is not None:
+        raise Http404
+    return chat
 

@@ -193,14 +193,21 @@ def test_model_output_is_shown_as_text_and_runs_no_script(page, upstream_server)
     assert page.dialogs == []
 
 
-def test_a_new_chat_gets_its_header_with_the_first_answer(page, upstream_server):
+def test_a_new_chat_takes_settings_first_and_gets_its_title_with_the_first_answer(page, upstream_server):
     header = page.locator("#chat-header")
-    expect(header).to_be_hidden()  # a new chat has no title or settings yet
+    expect(header.get_by_role("heading")).to_have_count(0)  # no title yet, but settings already
+    header.get_by_text("Chat settings", exact=True).click()
+    header.get_by_label("System prompt").fill("Answer as a weather forecaster.")
+    header.get_by_role("button", name="Save").click()
+    expect(header.get_by_role("status")).to_have_text("Saved.")
+    expect(page).to_have_url(re.compile(r"/c/[0-9a-f-]{36}/$"))  # a reload would keep them
     upstream_server.enqueue(Stream(openai_text_stream("Mild and windy."), delay=0.01))
     _send(page, "How is the weather in Copenhagen today")
     expect(_last_answer(page)).to_have_attribute("data-status", "done")
     expect(header.get_by_role("heading")).to_have_text("How is the weather in Copenhagen today")
     expect(page).to_have_title("How is the weather in Copenhagen today · Switchboard")  # the tab too
+    assert upstream_server.chat_requests[-1].json["messages"][0] == {
+        "role": "system", "content": "Answer as a weather forecaster."}
     header.get_by_text("Chat settings", exact=True).click()
     expect(header.locator(".chat-settings-panel form")).to_be_visible()  # htmx wired the swapped-in header
 

@@ -344,6 +344,33 @@ async def test_an_over_long_message_without_javascript_is_refused_not_cut(alice,
     assert openrouter.chat_requests == []
 
 
+async def test_a_new_chat_takes_settings_before_its_first_message(alice, bob, openrouter, async_client, settings):
+    settings.CUSTOM_MODELS = "+fake/model@OpenRouter"  # offered in the settings' model list
+    openrouter.enqueue(Stream(openai_text_stream("Arr.")))
+    chat_id = uuid.uuid4()
+    await async_client.aforce_login(alice)
+    form = await async_client.get(f"/c/{chat_id}/settings/", headers={"HX-Request": "true"})
+    assert form.status_code == 200 and "System prompt" in form.content.decode()
+    saved = await async_client.post(f"/c/{chat_id}/settings/", {"model": MODEL, "system_prompt": "Talk like a pirate."},
+                                    headers={"HX-Request": "true"})  # fmt: skip
+    assert saved.status_code == 200 and saved["HX-Replace-Url"] == f"/c/{chat_id}/"  # a reload keeps them
+    assert "Talk like a pirate." not in (await async_client.get("/c/list/")).content.decode()  # not listed yet
+
+    socket, connected = await open_chat(alice, chat_id)
+    assert connected
+    await socket.send(action="send", message="Hello", model=MODEL)
+    await socket.until(lambda s: any(m.role == "assistant" for m in s.shown.values()))
+    await socket.until_status(socket.last_assistant_id(), "done")
+    await socket.close()
+    sent = openrouter.chat_requests[-1].json["messages"]
+    assert sent[0] == {"role": "system", "content": "Talk like a pirate."} and sent[-1]["content"] == "Hello"
+    assert f'id="conversation-{chat_id}"' in (await async_client.get("/c/list/")).content.decode()  # listed now
+
+    await async_client.aforce_login(bob)  # the id is Alice's now, with or without messages
+    assert (await async_client.get(f"/c/{chat_id}/settings/")).status_code == 404
+    assert (await async_client.post(f"/c/{chat_id}/settings/", {"model": MODEL})).status_code == 404
+
+
 async def _long_conversation(owner) -> Conversation:
     """Three exchanges of ~4,000 tokens each."""
     chat = await Conversation.objects.acreate(owner=owner, model=MODEL)
