@@ -21,6 +21,7 @@ from providers.model_table import ModelTable
 
 CONVERSATIONS_PER_PAGE = 30
 UNDO_WINDOW = timedelta(hours=1)  # how long a deleted conversation can be restored
+UNUSED_CHAT_DAYS = 1  # a chat given settings but no message is dropped after this long untouched
 
 
 def _get_conversation_for_user(request: HttpRequest, conversation_id) -> Conversation:
@@ -140,7 +141,10 @@ async def stop(request: HttpRequest, conversation_id) -> HttpResponse:
 @require_GET
 def conversation_list(request: HttpRequest) -> HttpResponse:
     """The sidebar list: a page of it, filtered by the search box."""
-    Conversation.objects.filter(owner=request.user, deleted_at__lt=timezone.now() - UNDO_WINDOW).delete()
+    now = timezone.now()
+    mine = Conversation.objects.filter(owner=request.user)
+    mine.filter(deleted_at__lt=now - UNDO_WINDOW).delete()
+    mine.filter(current_leaf=None, messages=None, updated_at__lt=now - timedelta(days=UNUSED_CHAT_DAYS)).delete()
     return _render_list(request, request.GET.get("q", "")[:200], request.GET.get("page"))
 
 

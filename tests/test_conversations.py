@@ -1,9 +1,11 @@
 """Finding, tidying and tuning conversations (issue: Conversations and usage)."""
 
 import uuid
+from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from chatapp.models import Conversation, Message
 from chatapp.upstream import fit_to_context
@@ -95,6 +97,16 @@ def test_deleting_the_open_conversation_closes_its_composer_until_undone(alice_c
     assert '<div id="composer"' not in html and "was deleted" in html  # another page's composer is left alone
     undone = alice_client.post(f"/c/{chat.id}/restore/", headers=elsewhere)
     assert "HX-Refresh" not in undone and f'id="conversation-{chat.id}"' in undone.content.decode()
+
+
+@pytest.mark.django_db
+def test_a_chat_given_settings_but_never_a_message_is_dropped_after_a_day(alice_client, alice):
+    stale, fresh = (Conversation.objects.create(owner=alice, system_prompt="Unused") for _ in range(2))
+    used = _chat(alice, "Old but used")
+    two_days_ago = timezone.now() - timedelta(days=2)
+    Conversation.objects.filter(pk__in=[stale.pk, used.pk]).update(updated_at=two_days_ago)
+    alice_client.get("/c/list/")
+    assert set(Conversation.objects.values_list("pk", flat=True)) == {fresh.pk, used.pk}
 
 
 @pytest.mark.django_db
