@@ -126,8 +126,17 @@ class LiveApp:
         from twisted.internet import reactor
 
         if self.thread is not None and self.thread.is_alive():
+            self.run(self._close_connections)
             reactor.callFromThread(reactor.stop)
             self.thread.join(10)
+
+    @staticmethod
+    async def _close_connections() -> None:
+        """Close the database connections of the server's threads, so the test database can be dropped."""
+        from asgiref.sync import sync_to_async
+        from django.db import connections
+
+        await sync_to_async(connections.close_all)()  # the thread-sensitive thread, where they run
 
     def run(self, coroutine_function, *args, timeout: float = 10.0):
         """Run `await coroutine_function(*args)` on the server's event loop and return its result."""
@@ -167,7 +176,8 @@ class LiveApp:
 
 
 @pytest.fixture(scope="session")
-def _live_daphne():
+def _live_daphne(django_db_setup):
+    # After the test database is made, so stopped (its threads' connections closed) before it is dropped.
     server = LiveApp().start()
     yield server
     server.stop()
@@ -221,3 +231,25 @@ def token(carol) -> str:
     from accounts.models import ApiToken
 
     return ApiToken.issue(carol, "tests")[1]
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """pytest-django's, and before it drops a PostgreSQL test database, the sessions left on it are ended.
+
+    Persistent connections (CONN_MAX_AGE) opened in the test process's
+    worker threads (sync_to_async's, for consumers and async views) outlive
+    their tests; PostgreSQL refuses to drop a database anyone is connected to.
+    """
+    yield
+    from django.db import connections
+
+    with django_db_blocker.unblock():
+        for connection in connections.all():
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
+                connection.close()
