@@ -82,10 +82,15 @@ def conversation(request: HttpRequest, conversation_id) -> HttpResponse:
 # process's event loop after the redirect.
 
 
+async def _ahas(request: HttpRequest, conversation_id) -> bool:
+    """Whether the conversation is there and the user's (async: the forms below are async views)."""
+    return await Conversation.objects.of(await request.auser()).filter(id=conversation_id).aexists()
+
+
 async def _refused(request: HttpRequest, conversation_id, reason: str) -> HttpResponse:
     """Back to the conversation, or to a new chat if there is none yet, with why the form was refused."""
     await sync_to_async(messages.error)(request, reason)
-    if await Conversation.objects.of(await request.auser()).filter(id=conversation_id).aexists():
+    if await _ahas(request, conversation_id):
         return redirect("chat:conversation", conversation_id)
     return redirect("chat:new")
 
@@ -132,8 +137,7 @@ async def edit(request: HttpRequest, conversation_id) -> HttpResponse:
 @require_POST
 async def stop(request: HttpRequest, conversation_id) -> HttpResponse:
     """Stop the answer being written, in whichever process writes it."""
-    user = await request.auser()
-    if await Conversation.objects.of(user).filter(id=conversation_id).aexists():
+    if await _ahas(request, conversation_id):
         await request_stop(conversation_id)
     return redirect("chat:conversation", conversation_id)
 

@@ -220,7 +220,7 @@ class _BatchWriter:
 
     async def idle(self) -> None:
         """Return when every queued record has been saved (or given up on)."""
-        while self._task is not None and not self._task.done():
+        while self.busy:
             await asyncio.shield(self._task)  # a cancelled waiter must not cancel the writer
 
     async def _drain(self) -> None:

@@ -2,7 +2,6 @@
 (function () {
   "use strict";
 
-  function composer() { return document.getElementById("composer"); }
   function input() { return document.getElementById("composer-input"); }
   function messages() { return document.getElementById("messages"); }
 
@@ -10,6 +9,17 @@
     return el.scrollHeight - el.scrollTop - el.clientHeight < 120;
   }
   function scroller() { return document.getElementById("main"); }
+
+  // After an out-of-band swap. htmx's event names the element swapped out,
+  // already detached for a whole-element swap: `callback` gets the one now
+  // in the page, found by its id.
+  function onSwappedIn(callback) {
+    document.addEventListener("htmx:oobAfterSwap", function (event) {
+      var target = event.detail && event.detail.target;
+      var swapped = target && target.id && document.getElementById(target.id);
+      if (swapped) { callback(swapped); }
+    });
+  }
 
   document.addEventListener("keydown", function (event) {
     var target = event.target;
@@ -33,12 +43,10 @@
       input().value = "";
     }
   });
-  document.addEventListener("htmx:oobAfterSwap", function (event) {
-    var target = event.detail && event.detail.target;
-    if (!target || target.id !== "chat-notice") { return; }
-    var notice = document.getElementById("chat-notice");  // the target is the element swapped out
+  onSwappedIn(function (notice) {
+    if (notice.id !== "chat-notice") { return; }
     var box = input();
-    if (notice && notice.textContent.trim() && unsent !== null && box && !box.value) { box.value = unsent; }
+    if (notice.textContent.trim() && unsent !== null && box && !box.value) { box.value = unsent; }
     unsent = null;
   });
 
@@ -70,34 +78,28 @@
   // A new chat's first answer inserts it at the top of the list: below the
   // pinned ones, as the server orders it, and never twice (a page that
   // already lists it, a socket that reconnected).
-  document.addEventListener("htmx:oobAfterSwap", function (event) {
-    var target = event.detail && event.detail.target;
-    if (!target || target.id !== "conversation-list-items") { return; }
-    var added = target.firstElementChild;
+  onSwappedIn(function (list) {
+    if (list.id !== "conversation-list-items") { return; }
+    var added = list.firstElementChild;
     if (!added || !added.id) { return; }
-    target.querySelectorAll("#" + CSS.escape(added.id)).forEach(function (item) {
+    list.querySelectorAll("#" + CSS.escape(added.id)).forEach(function (item) {
       if (item !== added) { item.remove(); }
     });
-    var pinned = target.querySelectorAll(".conversation-item.pinned");
+    var pinned = list.querySelectorAll(".conversation-item.pinned");
     var lastPinned = pinned[pinned.length - 1];
     if (lastPinned && lastPinned !== added && !added.classList.contains("pinned")) { lastPinned.after(added); }
-    var empty = target.querySelector("li.empty");
+    var empty = list.querySelector("li.empty");
     if (empty) { empty.remove(); }
   });
 
   // A new title (generated, or renamed from the list) is the tab's too.
-  document.addEventListener("htmx:oobAfterSwap", function (event) {
-    var target = event.detail && event.detail.target;
-    var title = target && target.id === "chat-title" && document.getElementById("chat-title");
-    if (title) { document.title = title.textContent.trim() + " · Switchboard"; }
+  onSwappedIn(function (title) {
+    if (title.id === "chat-title") { document.title = title.textContent.trim() + " · Switchboard"; }
   });
 
   // When the answer starts, the reasoning block folds to "Thought for N s".
-  // (An out-of-band swap's event names the element swapped out: the new one is found by its id.)
-  document.addEventListener("htmx:oobAfterSwap", function (event) {
-    var target = event.detail && event.detail.target;
-    var summary = target && target.id && document.getElementById(target.id);
-    if (summary && summary.matches("summary[data-collapse]")) {
+  onSwappedIn(function (summary) {
+    if (summary.matches("summary[data-collapse]")) {
       summary.removeAttribute("data-collapse");
       summary.parentElement.open = false;
     }
@@ -132,9 +134,8 @@
   document.addEventListener("change", function (event) {
     if (event.target.id === "model-select") { showProviderIcon(); }
   });
-  document.addEventListener("htmx:oobAfterSwap", function (event) {  // the chat's settings changed its model
-    var target = event.detail && event.detail.target;
-    if (target && target.id === "model-select") {
+  onSwappedIn(function (select) {  // the chat's settings changed its model
+    if (select.id === "model-select") {
       var filter = document.getElementById("model-filter");
       if (filter) { filter.value = ""; }
       showProviderIcon();
