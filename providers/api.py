@@ -17,6 +17,8 @@ Decisions:
 - Auth is a personal token (`sb-...`) as `Authorization: Bearer` or
   `x-api-key`, on every route; never the session. Tokens and credentials
   are remembered for a few seconds (providers.api_auth).
+- The allow-list covers every model a request can reach: `model` and
+  OpenRouter's fallback list `models`; one outside it refuses the request.
 - No usable provider key (none stored, none on the server) answers 401
   `provider_key_missing`: the request lacks a credential, only not ours.
 - The anthropic provider speaks Messages only: its chat/completions route
@@ -171,13 +173,14 @@ async def _proxy(request: HttpRequest, slug: str, route: Route) -> HttpResponseB
     payload = _parse(body)
     model = payload["model"]
     table = await ModelTable.acurrent()
-    if not table.is_allowed(provider.slug, model):
-        raise ApiError(
-            403,
-            "model_not_allowed",
-            _("The model %(model)s is not allowed for %(provider)s on this server.")
-            % {"model": model, "provider": provider.name},
-        )
+    for asked in _models_asked(payload):
+        if not table.is_allowed(provider.slug, asked):
+            raise ApiError(
+                403,
+                "model_not_allowed",
+                _("The model %(model)s is not allowed for %(provider)s on this server.")
+                % {"model": asked, "provider": provider.name},
+            )
     endpoint = await endpoint_for(user, provider)
     stream = payload.get("stream") is True
     if route is CHAT and stream and "stream_options" not in payload:
@@ -259,6 +262,24 @@ def _parse(body: bytes) -> dict:
     if not isinstance(payload.get("messages"), list):
         raise ApiError(400, "invalid_messages", _("The request must have a list of messages."))
     return payload
+
+
+def _models_asked(payload: dict) -> list[str]:
+    """Every model the request can reach upstream, each to be checked against the allow-list.
+
+    `model`, and OpenRouter's fallback list `models` (the upstream moves on
+    to those when the first fails, e.g. on a prompt too long for it). A key
+    that only differs in case (`"Model"`) is refused: the body goes upstream
+    as sent, and a case-insensitive reader (Go's, Ollama's) could take it
+    for the model.
+    """
+    for key in payload:
+        if key.lower() in ("model", "models") and key not in ("model", "models"):
+            raise ApiError(400, "invalid_request", _("Unknown field %(field)s.") % {"field": key})
+    fallbacks = payload.get("models", [])
+    if not isinstance(fallbacks, list) or not all(isinstance(m, str) and m.strip() for m in fallbacks):
+        raise ApiError(400, "invalid_request", _("models must be a list of model names."))
+    return [payload["model"], *fallbacks]
 
 
 def _asking_for_usage(body: bytes, payload: dict) -> bytes:

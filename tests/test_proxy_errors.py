@@ -143,6 +143,26 @@ async def test_a_model_not_allowed_gets_403(openrouter, settings, token):
     assert len(openrouter.chat_requests) == 1
 
 
+@pytest.mark.parametrize("path", [CHAT, MESSAGES])
+async def test_a_fallback_model_not_allowed_gets_403_and_nothing_goes_upstream(openrouter, settings, token, path):
+    """OpenRouter falls back to `models` when the first fails: each of them is checked."""
+    settings.CUSTOM_MODELS = "-all,+fake/model@OpenRouter,+fake/other@OpenRouter"
+    forbidden = {**BODY, "models": ["fake/model", "openai/o1-pro"]}
+    response = await call(path, forbidden, token)
+    assert response.status_code == 403 and "openai/o1-pro" in response.content.decode()
+    allowed = await call(CHAT, {**BODY, "models": ["fake/model", "fake/other"]}, token)
+    assert allowed.status_code == 200
+    assert [r.json.get("models") for r in openrouter.chat_requests] == [["fake/model", "fake/other"]]
+
+
+@pytest.mark.parametrize("body", [{"Model": "openai/o1-pro"}, {"MODELS": ["openai/o1-pro"]}, {"models": "openai/o1-pro"},
+                                  {"models": [None]}])  # fmt: skip
+async def test_a_model_field_a_lenient_upstream_could_read_is_refused(openrouter, settings, token, body):
+    settings.CUSTOM_MODELS = "-all,+fake/model@OpenRouter"
+    openai_error(await call(CHAT, {**BODY, **body}, token), 400, "invalid_request")
+    assert openrouter.chat_requests == []
+
+
 async def test_an_unknown_provider_gets_404(token):
     error = openai_error(await call("/api/nope/v1/chat/completions", BODY, token), 404, "unknown_provider")
     assert "openrouter" in error["message"]
