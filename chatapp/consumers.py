@@ -39,6 +39,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if owner_id is not None and owner_id != self.user.id:
             await self.close(code=4404)  # the same answer as for a conversation that is not there
             return
+        # An id nobody has used yet: whoever sends into it first owns it, and
+        # until this user is seen to, nothing of it reaches this socket.
+        self.owned = owner_id is not None
         self.language = await database_sync_to_async(language_for_scope)(self.scope, self.user)
         # Per message being streamed: how many characters this socket has
         # shown, or None while it waits for the generation's snapshot.
@@ -50,6 +53,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._request_snapshot(message_id)
 
     async def dispatch(self, message: dict) -> None:
+        if not getattr(self, "owned", True) and message["type"] != "websocket.disconnect" and not await self._claimed():
+            return
         # Channels closes stale database connections (through a thread) before
         # every message; a delta touches no database, and at ~20 a second per
         # stream that hop was the largest cost of streaming to many sockets.
@@ -57,6 +62,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.generation_delta(message)
         else:
             await super().dispatch(message)
+
+    async def _claimed(self) -> bool:
+        """Whether the conversation is still unclaimed or this user's; another user's closes the socket."""
+        owner_id = await _owner_of(self.conversation_id)
+        if owner_id is None:
+            return True
+        self.owned = owner_id == self.user.id
+        if not self.owned:
+            await self.close(code=4404)
+        return self.owned
 
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "conversation_id"):

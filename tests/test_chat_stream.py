@@ -267,6 +267,25 @@ async def test_another_user_is_refused(alice, bob):
     assert not connected
 
 
+async def test_a_socket_opened_on_an_unused_id_sees_nothing_of_another_users_chat_there(alice, bob, openrouter):
+    """Ids are the client's: a socket waiting on one must not see (or stop) the chat another user starts in it."""
+    chat_id = uuid.uuid4()
+    spy, connected = await open_chat(bob, chat_id)
+    assert connected
+    openrouter.enqueue(Stream(openai_text_stream("alice's secret answer " * 20), delay=0.01))
+    owner, _ = await open_chat(alice, chat_id)
+    await owner.send(action="send", message="my private question", model=MODEL)
+    await owner.until(lambda s: any("secret" in m.content for m in s.shown.values()))
+    await spy.send(action="stop")
+    outputs = []
+    while not outputs or outputs[-1]["type"] != "websocket.close":
+        outputs.append(await spy.communicator.receive_output(timeout=2))
+    assert [o["type"] for o in outputs] == ["websocket.close"]  # closed, having shown nothing
+    answer = await owner.until_status(owner.last_assistant_id(), "done", "stopped")
+    assert answer.status == "done"
+    await owner.close()
+
+
 async def test_anonymous_and_foreign_origins_are_refused(alice):
     _socket, connected = await open_chat(None, uuid.uuid4())
     assert not connected
