@@ -103,7 +103,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if len(text) > exchanges.MAX_MESSAGE_CHARS:
             await self._send_notice(_("The message is too long."))
             return
-        await self._start(exchanges.start_exchange, text, str(action.get("model", "")), new_messages=True)
+        await self._start(exchanges.start_exchange, text, str(action.get("model", "")), new_question=True, new_chat=True)
 
     async def _on_regenerate(self, action: dict) -> None:
         await self._start(exchanges.start_regeneration, exchanges.message_id(action.get("message_id")))
@@ -113,13 +113,18 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if problem := exchanges.question_problem(text):
             await self._send_notice(problem)
             return
-        await self._start(exchanges.start_edit, exchanges.message_id(action.get("message_id")), text)
+        await self._start(exchanges.start_edit, exchanges.message_id(action.get("message_id")), text, new_question=True)
 
     async def _on_stop(self, action: dict) -> None:
         await generation.request_stop(self.conversation_id)
 
-    async def _start(self, start, *args, new_messages: bool = False) -> None:
-        """Start an answer (exchanges.start_*), show it, and let the generation run."""
+    async def _start(self, start, *args, new_question: bool = False, new_chat: bool = False) -> None:
+        """Start an answer (exchanges.start_*), show it, and let the generation run.
+
+        The page gets the branch from the first new message on (the question
+        sent or edited, else the new answer), not the whole conversation: a
+        long one is megabytes of HTML, past what one frame may carry.
+        """
         try:
             conversation, answer = await database_sync_to_async(start)(self.user, self.conversation_id, *args)
         except exchanges.Refused as refused:
@@ -127,11 +132,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         self.shown[answer.id] = (0, 0)
         branch = await database_sync_to_async(conversation.branch_with_versions)()
+        first_new = answer.parent_id if new_question else answer.id
         await self._send_html(
-            self._render(
-                "chatapp/_messages_swap.html",
-                {"conversation": conversation, "branch": branch, "first_message": new_messages and len(branch) == 2},
-            )
+            self._branch_html(conversation, branch, first_new, first_message=new_chat and len(branch) == 2)
             + self._render("chatapp/_notice.html", {"text": ""})  # taken: an earlier refusal's notice goes
         )
         generation.Generation(answer, conversation, branch).start()
@@ -161,9 +164,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.shown[message_id] = (len(frame["content"]), len(frame["reasoning"]))
         conversation, branch = await _branch_with_snapshot(self.conversation_id, frame)
         if conversation is not None:
-            await self._send_html(
-                self._render("chatapp/_messages_swap.html", {"conversation": conversation, "branch": branch})
-            )
+            question_id = next((m.parent_id for m in branch if m.id == message_id), None)
+            await self._send_html(self._branch_html(conversation, branch, question_id))
         for waiting in self.waiting.pop(message_id, []):
             await self._show_delta(waiting)
 
@@ -228,6 +230,21 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.generation_done({"message_id": message_id})
 
     # -- output -------------------------------------------------------------
+
+    def _branch_html(self, conversation, branch: list[Message], first_id: int | None, first_message=False) -> str:
+        """The page's messages made `branch`, by sending it from message `first_id` on.
+
+        The frame names the message it follows (data-branch-after), and the
+        page (chat.js) drops what it shows after that one first: the old
+        answer of a regeneration, the old branch of an edit; a page that does
+        not show that message reloads. With no message before it, the whole
+        branch (it is then short: a new chat, an edit of the first question).
+        """
+        index = next((i for i, m in enumerate(branch) if m.id == first_id), 0)
+        context = {"conversation": conversation, "branch": branch, "first_message": first_message}
+        if index:
+            context.update(anchor=branch[index - 1], tail=branch[index:])
+        return self._render("chatapp/_messages_swap.html", context)
 
     def _render(self, template: str, context: dict) -> str:
         with translation.override(self.language):

@@ -25,6 +25,8 @@ ORIGIN = b"http://127.0.0.1"
 _APPEND = re.compile(r'<div hx-swap-oob="beforeend:#m-(\d+)-(content|reasoning)">(.*?)</div>', re.S)
 _ARTICLE = re.compile(r'<article id="m-(\d+)"[^>]*data-role="(\w+)" data-status="(\w+)"[^>]*>(.*?)</article>', re.S)
 _TAG = re.compile(r"<[^>]+>")
+_WHOLE_BRANCH = re.compile(r'<div id="messages"[^>]*hx-swap-oob="true"')
+_BRANCH_TAIL = re.compile(r'<div hx-swap-oob="beforeend:#messages" data-branch-after="(\d+)">')
 
 
 def visible_text(fragment: str) -> str:
@@ -78,11 +80,22 @@ class ShownPage:
 
     shown: dict[int, ShownMessage] = field(default_factory=dict)
     notices: list[str] = field(default_factory=list)
+    order: list[int] = field(default_factory=list)  # the message ids in #messages, top to bottom, as chat.js keeps them
+    out_of_date: bool = False  # a branch came after a message this page does not show: chat.js reloads
 
     def last_assistant_id(self) -> int:
         return max(k for k, m in self.shown.items() if m.role == "assistant")
 
     def apply(self, frame: str) -> None:
+        articles = [int(found[0]) for found in _ARTICLE.findall(frame)]
+        if _WHOLE_BRANCH.search(frame):
+            self.order = articles
+        elif tail := _BRANCH_TAIL.search(frame):
+            after = int(tail[1])
+            if after in self.order:
+                self.order = self.order[: self.order.index(after) + 1] + articles
+            else:
+                self.out_of_date = True
         for message_id, role, status, body in _ARTICLE.findall(frame):
             message = self.shown.setdefault(int(message_id), ShownMessage())
             message.role, message.status, message.html = role, status, body

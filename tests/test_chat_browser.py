@@ -245,16 +245,25 @@ def test_math_is_typeset_live_and_after_a_reload(page, upstream_server):
 
 
 def test_regenerate_and_edit_make_versions(page, upstream_server):
-    upstream_server.enqueue(*(Stream(openai_text_stream(f"Answer {n}."), delay=0.01) for n in range(3)))
+    upstream_server.enqueue(Stream(openai_text_stream("Answer 0."), delay=0.01),
+                            Stream(openai_text_stream("Answer 1." + " more" * 40), delay=0.02),
+                            Stream(openai_text_stream("Answer 2."), delay=0.01))  # fmt: skip
     _send(page, "A question")
     answer = _last_answer(page)
     expect(answer).to_have_attribute("data-status", "done")
     url, asked = page.url, len(upstream_server.chat_requests)
+    other_tab = page.context.new_page()
+    other_tab.goto(url)
+    expect(other_tab.locator('[data-role="assistant"]')).to_have_count(1)
 
     answer.get_by_role("button", name="Regenerate").click()
     expect(_last_answer(page).locator(".version-number")).to_have_text("2/2")
     expect(_last_answer(page)).to_have_attribute("data-status", "done")
-    expect(_last_answer(page).locator('[data-part="content"]')).to_have_text("Answer 1.")
+    expect(_last_answer(page).locator('[data-part="content"]')).to_have_text("Answer 1." + " more" * 40)
+    for tab in (page, other_tab):  # the old answer made way for the new one, in the tab that watched too
+        expect(tab.locator('[data-role="assistant"]')).to_have_count(1)
+        expect(tab.locator('[data-role="assistant"] .version-number')).to_have_text("2/2")
+    other_tab.close()
 
     question = page.locator('[data-role="user"]').last
     question.get_by_text("Edit", exact=True).click()
@@ -264,6 +273,7 @@ def test_regenerate_and_edit_make_versions(page, upstream_server):
     question.get_by_role("button", name="Save and send").click()
     expect(page.locator('[data-role="user"]').last.locator(".version-number")).to_have_text("2/2")
     expect(_last_answer(page).locator('[data-part="content"]')).to_have_text("Answer 2.")
+    expect(page.locator("#messages > article")).to_have_count(2)
     # Over the socket, once each: no form was also posted (the page never left).
     assert page.url == url and len(upstream_server.chat_requests) == asked + 2
     assert upstream_server.chat_requests[-1].json["messages"][-1]["content"] == "A better question"

@@ -4,6 +4,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from asgiref.sync import sync_to_async
 from django.db import connection
 from django.utils import timezone
 
@@ -204,16 +205,68 @@ async def test_after_regenerate_and_edit_the_upstream_gets_exactly_the_branch_on
     await socket.send(action="regenerate", message_id=str(second))
     regenerated = await _answered(socket, second)
     assert "2/2" in socket.shown[regenerated].html
+    assert socket.order == await _branch_ids(chat_id) and second not in socket.order
 
     question_two = (await Message.objects.aget(pk=second)).parent_id
     await socket.send(action="edit", message_id=str(question_two), message="Question two, edited")
     await _answered(socket, regenerated)
+    assert socket.order == await _branch_ids(chat_id) and len(socket.order) == 4 and question_two not in socket.order
+    assert not socket.out_of_date
     await socket.close()
 
     sent = [m["content"] for m in openrouter.chat_requests[-1].json["messages"] if m["role"] != "system"]
     assert sent == ["Question one", "First answer.", "Question two, edited"]
     regenerate_request = [m["content"] for m in openrouter.chat_requests[2].json["messages"]]
     assert regenerate_request == ["Question one", "First answer.", "Question two"]
+
+
+async def _branch_ids(chat_id) -> list[int]:
+    chat = await Conversation.objects.aget(id=chat_id)
+    return [m.id for m in await sync_to_async(chat.branch)()]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_sending_in_a_long_conversation_sends_the_new_exchange_not_the_history(alice, openrouter):
+    """A 1,000-message chat is megabytes of HTML, more than Daphne lets one socket frame carry (1 MiB)."""
+    openrouter.enqueue(Stream(openai_text_stream("A new answer.")))
+    chat = await Conversation.objects.acreate(owner=alice, model=MODEL)
+
+    def fill() -> None:
+        parent_id = None
+        for n in range(500):
+            _question, answer = chat.add_exchange(f"question {n} " + "x" * 1000, parent_id, MODEL)
+            Message.objects.filter(pk=answer.pk).update(content=f"answer {n} " + "y" * 1000, status="done")
+            parent_id = answer.id
+
+    await sync_to_async(fill)()
+    socket, _ = await open_chat(alice, chat.id)
+    socket.order = await _branch_ids(chat.id)  # the page it loaded
+    await socket.send(action="send", message="One more", model=MODEL)
+    answer = await _answered(socket)
+    _sent_at, frame = next((t, f) for t, f in socket.frames if "One more" in f)
+    assert len(frame.encode()) < 20_000 and "question 0 " not in frame
+    assert socket.shown[answer].content == "A new answer."
+    assert socket.order == await _branch_ids(chat.id) and len(socket.order) == 1002
+    await socket.close()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_tab_showing_an_older_branch_gets_the_new_one_from_where_they_part(alice, openrouter):
+    """Another tab regenerates: this one, joining the stream, swaps the old answer for the new."""
+    openrouter.enqueue(Stream(openai_text_stream("Answer one.")), Stream(openai_text_stream("Answer two. " * 40), delay=0.01))
+    chat_id = uuid.uuid4()
+    first_tab, _ = await open_chat(alice, chat_id)
+    await first_tab.send(action="send", message="A question", model=MODEL)
+    old = await _answered(first_tab)
+    second_tab, _ = await open_chat(alice, chat_id)
+    second_tab.order = list(first_tab.order)  # the page it loaded
+    await first_tab.send(action="regenerate", message_id=str(old))
+    new = await _answered(first_tab, old)
+    await second_tab.until_status(new, "done")
+    assert second_tab.order == first_tab.order == await _branch_ids(chat_id) and old not in second_tab.order
+    assert second_tab.shown[new].content == ("Answer two. " * 40).strip()
+    await first_tab.close()
+    await second_tab.close()
 
 
 @pytest.mark.django_db

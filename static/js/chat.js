@@ -21,6 +21,23 @@
     });
   }
 
+  // A new answer's frame brings the branch from its first new message on,
+  // naming the message it follows: what the page shows after that one (the
+  // old answer of a regeneration, the old branch of an edit) goes first. A
+  // page that does not show that message is out of date: it reloads.
+  document.addEventListener("htmx:oobBeforeSwap", function (event) {
+    var fragment = event.detail.fragment;
+    var after = fragment && fragment.dataset && fragment.dataset.branchAfter;
+    if (!after) { return; }
+    var anchor = document.getElementById("m-" + after);
+    if (!anchor || anchor.parentElement !== event.detail.target) {
+      event.detail.shouldSwap = false;
+      window.location.reload();
+      return;
+    }
+    while (anchor.nextSibling) { anchor.nextSibling.remove(); }
+  });
+
   document.addEventListener("keydown", function (event) {
     var target = event.target;
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing && target.matches("textarea[name=message]")) {
