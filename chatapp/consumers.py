@@ -126,6 +126,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         long one is megabytes of HTML, past what one frame may carry.
         """
         try:
+            await exchanges.acount_request(self.user)
             conversation, answer = await database_sync_to_async(start)(self.user, self.conversation_id, *args)
         except exchanges.Refused as refused:
             await self._send_notice(refused.reason)

@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 
 from chatapp.models import Conversation, Message
+from providers import ratelimit
 
 MAX_MODEL_REF = 200
 MAX_MESSAGE_CHARS = 100_000
@@ -40,6 +41,13 @@ def question_problem(text: str):
     if len(text) > MAX_MESSAGE_CHARS:
         return _("The message is too long.")
     return None
+
+
+async def acount_request(user) -> None:
+    """One answer against the user's RATE_LIMIT, as a proxied request counts; Refused when over it."""
+    retry_after = await ratelimit.ahit(user.pk)
+    if retry_after is not None:
+        raise Refused(ratelimit.refusal(retry_after))
 
 
 @contextmanager

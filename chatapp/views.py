@@ -98,6 +98,7 @@ async def _refused(request: HttpRequest, conversation_id, reason: str) -> HttpRe
 async def _start_from_form(request: HttpRequest, conversation_id, start, *args) -> HttpResponse:
     user = await request.auser()
     try:
+        await exchanges.acount_request(user)
         conversation, answer = await sync_to_async(start)(user, conversation_id, *args)
     except exchanges.Refused as refused:
         return await _refused(request, conversation_id, refused.reason)

@@ -298,7 +298,7 @@ async def _count(user) -> None:
         raise ApiError(
             429,
             "rate_limited",
-            _("Too many requests. Try again in %(seconds)d seconds.") % {"seconds": retry_after},
+            ratelimit.refusal(retry_after),
             headers={"Retry-After": str(retry_after)},
         )
 

@@ -1,4 +1,4 @@
-"""Per-user request limits for the proxy API (`RATE_LIMIT`, e.g. "60/m").
+"""Per-user request limits (`RATE_LIMIT`, e.g. "60/m"): proxied requests and chat answers count alike.
 
 A fixed window counted in the Django cache: with Redis every server process
 counts into the same key, so the limit holds across processes. One atomic
@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from django.conf import settings
+from django.utils.functional import lazy
+from django.utils.translation import gettext
+
 from providers import shared_cache
 
 logger = logging.getLogger(__name__)
@@ -77,3 +80,10 @@ async def ahit(scope: str | int, rate: Rate | None = None) -> int | None:
     if count <= rate.limit:
         return None
     return max(1, math.ceil((window + 1) * rate.period - now))
+
+
+def _refusal(seconds: int) -> str:
+    return gettext("Too many requests. Try again in %(seconds)d seconds.") % {"seconds": seconds}
+
+
+refusal = lazy(_refusal, str)  # what a user over the limit is told, in the language it is shown in

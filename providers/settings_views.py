@@ -185,8 +185,7 @@ async def provider_test(request: HttpRequest, provider: str) -> HttpResponse:
     user = await request.auser()
     # Each test is an upstream request: it counts against RATE_LIMIT like the API's.
     if (retry_after := await ratelimit.ahit(user.pk)) is not None:
-        message = _("Too many requests. Try again in %(seconds)d seconds.") % {"seconds": retry_after}
-        result = ConnectionResult("refused", message=message)
+        result = ConnectionResult("refused", message=ratelimit.refusal(retry_after))
     else:
         result = await _test_connection(user, provider)
 

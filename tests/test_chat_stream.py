@@ -349,6 +349,26 @@ async def test_the_composer_works_without_javascript(alice, openrouter, async_cl
     assert "Answered without a socket." in (await async_client.get(response.url)).content.decode()
 
 
+async def test_answers_count_against_the_rate_limit_over_the_socket_and_the_form(alice, openrouter, async_client, settings):
+    """RATE_LIMIT is per user, not per route: chat answers spend the server's key as proxied requests do."""
+    settings.RATE_LIMIT = "2/m"
+    openrouter.enqueue(*(Stream(openai_text_stream("ok")) for _ in range(3)))
+    for _ in range(2):
+        socket, _ = await open_chat(alice, uuid.uuid4())
+        await socket.send(action="send", message="hi", model=MODEL)
+        await socket.until(lambda s: any(m.role == "assistant" and m.status == "done" for m in s.shown.values()))
+        await socket.close()
+    socket, _ = await open_chat(alice, uuid.uuid4())
+    await socket.send(action="send", message="one too many", model=MODEL)
+    await socket.until(lambda s: s.notices)
+    assert "Too many requests. Try again in" in socket.notices[-1]
+    await socket.close()
+    await async_client.aforce_login(alice)
+    response = await async_client.post(f"/c/{uuid.uuid4()}/send/", {"message": "and by form", "model": MODEL}, follow=True)
+    assert "Too many requests. Try again in" in response.content.decode()
+    assert len(openrouter.chat_requests) == 2
+
+
 @pytest.mark.parametrize("existing", [False, True])
 async def test_an_over_long_message_without_javascript_is_refused_not_cut(alice, openrouter, async_client, existing):
     # As the socket refuses it: cutting it would send the model a question the user never wrote.
