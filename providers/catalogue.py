@@ -41,6 +41,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from urllib.parse import urlsplit
+
 import httpx
 from django.conf import settings
 from django.core.cache import cache
@@ -56,6 +58,9 @@ RETRY_AFTER = 60  # seconds between attempts while a provider keeps failing
 LOCK_TIMEOUT = 120  # a refresh that died without unlocking frees the lock after this
 READ_TIMEOUT = 30.0  # OpenRouter's list is large, but not five minutes large
 MAX_ERROR_CHARS = 300
+# Read of an error body before its secrets are scrubbed: past a key's length
+# beyond what is kept, so that no key cut in two survives the cut.
+_ERROR_WINDOW = MAX_ERROR_CHARS + 1000
 
 
 @dataclass(frozen=True)
@@ -314,13 +319,13 @@ def _error_text(response: httpx.Response) -> str:
     try:
         body = response.json()
     except ValueError:
-        return response.text[:MAX_ERROR_CHARS] or response.reason_phrase
+        return response.text[:_ERROR_WINDOW] or response.reason_phrase
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict) and isinstance(error.get("message"), str):
         return error["message"]
     if isinstance(error, str):
         return error
-    return response.text[:MAX_ERROR_CHARS]
+    return response.text[:_ERROR_WINDOW]
 
 
 def _plan(provider: Provider, base_url: str | None = None, key: str | None = None) -> _Fetch:
@@ -332,7 +337,7 @@ def _plan(provider: Provider, base_url: str | None = None, key: str | None = Non
         url=provider.url_for(base_url, provider.models_path),
         headers=provider.request_headers(key),
         params=params,
-        secrets=(key, *provider.server_keys),
+        secrets=(key, *provider.server_keys, urlsplit(base_url).password or ""),  # a password in the URL too
         timeout=_timeout(),
         cache_key=_key(provider, base_url),
     )

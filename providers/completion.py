@@ -39,6 +39,7 @@ from providers.transport import UpstreamBlocked, UpstreamUnavailable, http_clien
 logger = logging.getLogger(__name__)
 
 ERROR_BODY_LIMIT = 64 * 1024  # enough for any error message, not a whole page
+MAX_ERROR_CHARS = 500  # of an upstream's error message, shown and logged
 GENERATION_TRIES = 3  # OpenRouter's generation record appears a moment after the stream ends
 GENERATION_PAUSE = 0.3
 GENERATION_TIMEOUT = 5.0
@@ -235,7 +236,7 @@ def _error_message(body: bytes, response: httpx.Response, adapter: Adapter) -> s
         message = ""
     content_type = response.headers.get("content-type", "")
     if not message and content_type.startswith("text/plain"):
-        message = body.decode("utf-8", errors="replace").strip()[:500]
+        message = body.decode("utf-8", errors="replace").strip()  # cut once the key is out (_reported)
     return message  # an HTML error page says nothing a user could use
 
 
@@ -252,6 +253,8 @@ def _reported(error: StreamError, request: CompletionRequest, endpoint: Endpoint
     message = error.message
     if endpoint.api_key and endpoint.api_key in message:
         message = message.replace(endpoint.api_key, "[key]")
+    if len(message) > MAX_ERROR_CHARS:
+        message = message[: MAX_ERROR_CHARS - 1] + "…"
     logger.warning(
         "completion from %s (%s) failed: status=%s code=%s %s",
         request.provider.slug, request.model, error.status, error.code, message,

@@ -9,6 +9,7 @@ import datetime
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
+from urllib.parse import urlsplit
 
 import httpx
 from asgiref.sync import sync_to_async
@@ -168,10 +169,33 @@ async def _test_connection(user, provider: Provider) -> ConnectionResult:
             return ConnectionResult("refused", message=str(cause.user_message), key_source=key_source)
         if isinstance(cause, httpx.TimeoutException):
             return ConnectionResult("timeout", key_source=key_source)
+        detail = str(exc) if endpoint.user_supplied else _without_server_url(str(exc), provider, endpoint.base_url)
         if isinstance(cause, (httpx.TransportError, httpx.InvalidURL)):
-            return ConnectionResult("unreachable", detail=str(exc), key_source=key_source)
-        return ConnectionResult("upstream", detail=str(exc), key_source=key_source)
+            return ConnectionResult("unreachable", detail=detail, key_source=key_source)
+        return ConnectionResult("upstream", detail=detail, key_source=key_source)
     return ConnectionResult("ok", count=len(models), key_source=key_source)
+
+
+def _without_server_url(detail: str, provider: Provider, base_url: str) -> str:
+    """The error without the address the admin set: users are not shown it (Provider.public_server_url)."""
+    if provider.public_server_url:
+        return detail
+    password = urlsplit(base_url).password
+
+    def scrubbed(text: str) -> str:  # as the catalogue scrubs its messages
+        return text.replace(password, "***") if password else text
+
+    detail = scrubbed(detail)
+    parts = urlsplit(base_url)
+    # Longest first: the URL in parentheses, the URL, then its host and port
+    # as a socket error names them ("('10.0.0.5', 11434)").
+    for url in (provider.url_for(base_url, provider.models_path), base_url.rstrip("/"), parts.netloc):
+        if url:
+            detail = detail.replace(f" ({scrubbed(url)})", "").replace(scrubbed(url), "…")
+    for part in (parts.hostname, str(parts.port or "")):
+        if part:
+            detail = detail.replace(part, "…")
+    return detail
 
 
 @require_POST

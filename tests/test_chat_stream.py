@@ -223,6 +223,21 @@ async def test_a_timeout_is_reported(alice, openrouter, settings):
     await socket.close()
 
 
+@pytest.mark.parametrize("offset", [480, 495, 499])
+async def test_a_key_echoed_at_the_cut_of_an_error_text_is_not_shown_in_part(alice, openrouter, offset):
+    """The upstream's text is cut to 500 characters: after the key is taken out, never before."""
+    body = "x" * offset + f" key {OPENROUTER_SERVER_KEY} refused"
+    openrouter.enqueue(Status(500, body.encode(), headers={"Content-Type": "text/plain"}))
+    socket, _ = await open_chat(alice, uuid.uuid4())
+    await socket.send(action="send", message="hi", model=MODEL)
+    await socket.until(lambda s: any(m.status == "error" for m in s.shown.values()), timeout=30)
+    shown = next(m for m in socket.shown.values() if m.status == "error")
+    assert OPENROUTER_SERVER_KEY[:8] not in shown.html
+    saved = await Message.objects.aget(pk=socket.last_assistant_id())
+    assert OPENROUTER_SERVER_KEY[:8] not in saved.error and len(saved.error) <= 500
+    await socket.close()
+
+
 async def test_no_key_is_a_clear_error(alice, settings, upstream):
     settings.OPENROUTER_API_KEY = ""
     settings.OPENAI_API_KEY = ""

@@ -1,6 +1,7 @@
 """The settings pages: provider cards, API tokens, preferences, the admin's model table."""
 
 import re
+import socket
 
 import pytest
 from django.db import connection
@@ -237,6 +238,18 @@ def test_test_connection_shows_the_upstreams_401(alice_client, served_openrouter
     assert "Connection failed. The provider answered:" in card
     assert "HTTP 401: The model list is unavailable." in card
     assert USER_KEY_SECRET_PART not in card
+
+
+@pytest.mark.django_db
+def test_test_connection_shows_no_user_the_address_the_admin_set_nor_its_password(alice_client, settings, caplog):
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings.OLLAMA_URL = f"http://admin:hunter2@127.0.0.1:{port}"
+    card = _card(_test_connection(alice_client, "ollama"), "ollama")
+    assert "ConnectError" in card
+    assert "hunter2" not in card and "127.0.0.1" not in card and str(port) not in card
+    assert "hunter2" not in caplog.text
 
 
 @pytest.mark.django_db
