@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from django.conf import settings
+from django.utils.encoding import iri_to_uri
 
 Protocol = Literal["openai-chat", "anthropic-messages"]
 ReasoningStyle = Literal["openrouter", "openai", "deepseek", "anthropic", "none"]
@@ -85,14 +86,15 @@ class Provider:
             return {"x-api-key": key}
         return {"Authorization": f"Bearer {key}"}
 
-    def request_headers(self, key: str) -> dict[str, str]:
+    def request_headers(self, key: str) -> dict[str, str | bytes]:
         headers = dict(self.extra_headers)
         if self.slug == "openrouter":
+            # Header values go out as ASCII: an address as a URI, a title
+            # ("切换台") as its UTF-8 bytes; as text, httpx refuses either.
             if settings.OPENROUTER_APP_URL:
-                headers["HTTP-Referer"] = settings.OPENROUTER_APP_URL
-            if settings.OPENROUTER_APP_TITLE:
-                headers["X-OpenRouter-Title"] = settings.OPENROUTER_APP_TITLE
-                headers["X-Title"] = settings.OPENROUTER_APP_TITLE
+                headers["HTTP-Referer"] = iri_to_uri(settings.OPENROUTER_APP_URL)
+            if title := settings.OPENROUTER_APP_TITLE:
+                headers["X-OpenRouter-Title"] = headers["X-Title"] = title if title.isascii() else title.encode()
         headers.update(self.auth_headers(key))
         return headers
 

@@ -238,6 +238,26 @@ async def test_a_key_echoed_at_the_cut_of_an_error_text_is_not_shown_in_part(ali
     await socket.close()
 
 
+async def test_openrouter_gets_the_app_title_and_address_even_when_not_ascii(alice, openrouter, settings):
+    settings.OPENROUTER_APP_TITLE = "切换台 Café"
+    settings.OPENROUTER_APP_URL = "https://chat.例子.dk/æ"
+    openrouter.enqueue(Stream(openai_text_stream("Hej.")))
+    socket, _ = await open_chat(alice, uuid.uuid4())
+    await socket.send(action="send", message="hi", model=MODEL)
+    shown = await socket.until_status(await _answer_id(socket), "done", "error")
+    assert (shown.status, shown.content) == ("done", "Hej.")
+    headers = openrouter.chat_requests[0].headers  # as the wire had them, read as Latin-1
+    assert headers["x-title"].encode("latin-1").decode() == headers["x-openrouter-title"].encode("latin-1").decode() \
+        == "切换台 Café"
+    assert headers["http-referer"] == "https://chat.%E4%BE%8B%E5%AD%90.dk/%C3%A6"
+    await socket.close()
+
+
+async def _answer_id(socket) -> int:
+    await socket.until(lambda s: any(m.role == "assistant" for m in s.shown.values()))
+    return socket.last_assistant_id()
+
+
 async def test_no_key_is_a_clear_error(alice, settings, upstream):
     settings.OPENROUTER_API_KEY = ""
     settings.OPENAI_API_KEY = ""
