@@ -5,7 +5,7 @@ client whose connections are checked against the SSRF guard when they are
 made (providers.endpoints), not only when the URL was saved.
 
 `open_upstream` is the one way out: it retries connection failures and
-429/502/503/529 answers with backoff, but only before the first byte of a
+429/500/502/503/504/529 answers with backoff, but only before the first byte of a
 response is handed to the caller. After that nothing is ever repeated, so a
 stream is never answered twice.
 """
@@ -34,7 +34,7 @@ _clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[bool, httpx
     weakref.WeakKeyDictionary()
 )
 
-RETRYABLE_STATUSES = frozenset({429, 502, 503, 529})
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504, 529})
 _NO_ANSWER_ERRORS = (
     httpx.ConnectError,
     httpx.ConnectTimeout,
@@ -223,7 +223,7 @@ async def open_upstream(
     The response is opened with `stream=True`: nothing of the body has been
     read when it is handed over, whatever its status. Retries (bounded by
     UPSTREAM_MAX_TRIES, exponential backoff, `Retry-After` honoured up to a
-    few seconds) happen only on connection failures and on 429/502/503/529
+    few seconds) happen only on connection failures and on 429/500/502/503/504/529
     answers, all before the caller sees any byte; the last answer, retryable
     or not, is handed over as it is. Redirects are not followed: a 3xx is
     handed over too.

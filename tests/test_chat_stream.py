@@ -227,7 +227,7 @@ async def test_a_timeout_is_reported(alice, openrouter, settings):
 async def test_a_key_echoed_at_the_cut_of_an_error_text_is_not_shown_in_part(alice, openrouter, offset):
     """The upstream's text is cut to 500 characters: after the key is taken out, never before."""
     body = "x" * offset + f" key {OPENROUTER_SERVER_KEY} refused"
-    openrouter.enqueue(Status(500, body.encode(), headers={"Content-Type": "text/plain"}))
+    openrouter.enqueue(Status(400, body.encode(), headers={"Content-Type": "text/plain"}))
     socket, _ = await open_chat(alice, uuid.uuid4())
     await socket.send(action="send", message="hi", model=MODEL)
     await socket.until(lambda s: any(m.status == "error" for m in s.shown.values()), timeout=30)

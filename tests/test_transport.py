@@ -57,14 +57,15 @@ async def test_429_then_success_gives_one_answer_after_retry_after(upstream):
     assert len(upstream.chat_requests) == 2
 
 
-async def test_502_503_529_are_retried_up_to_the_limit(upstream, settings):
-    settings.UPSTREAM_MAX_TRIES = 3
-    upstream.enqueue(Status(502), Status(503), Status(529, {"error": {"message": "Overloaded"}}))
+async def test_5xx_and_529_are_retried_up_to_the_limit(upstream, settings):
+    settings.UPSTREAM_MAX_TRIES = 6
+    upstream.enqueue(Status(500), Status(502), Status(503), Status(504), Status(504),
+                     Status(529, {"error": {"message": "Overloaded"}}))  # fmt: skip
 
     events = await collect(upstream.url)
 
     assert events == [StreamError(message="Overloaded", status=529, code="overloaded", retryable=True)]
-    assert len(upstream.chat_requests) == 3
+    assert len(upstream.chat_requests) == 6
 
 
 async def test_a_client_error_is_not_retried(upstream):
