@@ -156,6 +156,8 @@ class UsageReader:
             return
         if event.get("error"):
             self.error = error_message(event) or "error in the stream"
+        elif failed := _failed_choice(event):  # OpenRouter: finish_reason "error", with or without a top-level one
+            self.error = error_message(failed) or "finish_reason error"
         self._take_id(event.get("id"))
         if isinstance(event.get("usage"), dict):
             self._openai_usage = usage_from(event["usage"])
@@ -168,6 +170,13 @@ class UsageReader:
         # message_delta counts are cumulative: later values replace earlier ones.
         if isinstance(usage, dict):
             self._raw_usage.update({k: v for k, v in usage.items() if _is_number(v)})
+
+
+def _failed_choice(event: dict[str, Any]) -> dict | None:
+    choices = event.get("choices")
+    if not isinstance(choices, list):
+        return None
+    return next((c for c in choices if isinstance(c, dict) and c.get("finish_reason") == "error"), None)
 
 
 def _is_number(value: Any) -> bool:

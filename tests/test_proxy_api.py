@@ -320,9 +320,10 @@ async def test_an_anthropic_whole_answer_is_accounted(api, settings, upstream):
     assert (row.prompt_tokens, row.completion_tokens, row.status_code) == (11, 4, 200)
 
 
-async def test_an_error_inside_a_stream_is_accounted(api, openrouter):
+@pytest.mark.parametrize("shape", ["top-level", "top-level-no-choices", "finish-reason"])
+async def test_an_error_inside_a_stream_is_accounted(api, openrouter, shape):
     error = {"code": 502, "message": "Provider returned error"}
-    openrouter.enqueue(Stream(openai_text_stream("Half an ans", error_mid_stream=error)))
+    openrouter.enqueue(Stream(openai_text_stream("Half an ans", error_mid_stream=error, error_shape=shape)))
     response = await api.post(CHAT, {"model": "fake/model", "stream": True, "messages": MESSAGES})
     assert response.status_code == 200 and b"Provider returned error" in response.body
     row = await record()
