@@ -71,12 +71,16 @@ class Provider:
         """Join a base URL and a fixed path without doubling a version segment.
 
         `https://openrouter.ai/api` + `/v1/models` and `https://openrouter.ai/api/v1`
-        + `/v1/models` both give `https://openrouter.ai/api/v1/models`.
+        + `/v1/models` both give `https://openrouter.ai/api/v1/models`; the
+        same for a base that ends with more of the path, as Google's documented
+        `.../v1beta/openai/` does for `/v1beta/openai/models`.
         """
         base = base_url.rstrip("/")
-        first, _sep, _rest = path.lstrip("/").partition("/")
-        if first and base.endswith("/" + first):
-            base = base[: -len(first) - 1]
+        segments = path.strip("/").split("/")
+        for count in range(len(segments) - 1, 0, -1):  # the longest leading part of the path first
+            leading = "/" + "/".join(segments[:count])
+            if base.endswith(leading):
+                return f"{base[: -len(leading)]}{path}"
         return f"{base}{path}"
 
     def auth_headers(self, key: str) -> dict[str, str]:

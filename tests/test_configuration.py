@@ -5,6 +5,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from providers.registry import PROVIDERS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -73,3 +76,24 @@ def test_check_deploy_is_clean_with_production_settings():
 def test_https_trusts_the_forwarded_proto_and_secures_cookies():
     assert _settings_with({"HTTPS": "true"}, "s.SECURE_PROXY_SSL_HEADER") == "('HTTP_X_FORWARDED_PROTO', 'https')"
     assert _settings_with({"HTTPS": "true"}, "s.SESSION_COOKIE_SECURE, s.SECURE_SSL_REDIRECT") == "True True"
+
+
+@pytest.mark.parametrize(
+    ("provider", "pasted", "joined"),
+    [
+        ("openrouter", "https://openrouter.ai/api", "https://openrouter.ai/api/v1/chat/completions"),
+        ("openrouter", "https://openrouter.ai/api/v1/", "https://openrouter.ai/api/v1/chat/completions"),
+        ("google", "https://generativelanguage.googleapis.com",
+         "https://generativelanguage.googleapis.com/v1beta/openai/chat/completions"),
+        ("google", "https://generativelanguage.googleapis.com/v1beta",
+         "https://generativelanguage.googleapis.com/v1beta/openai/chat/completions"),
+        ("google", "https://generativelanguage.googleapis.com/v1beta/openai/",  # Google's documented base_url
+         "https://generativelanguage.googleapis.com/v1beta/openai/chat/completions"),
+        ("ollama", "http://gpu-box:11434/v1", "http://gpu-box:11434/v1/chat/completions"),
+        ("ollama", "http://gpu-box:11434/ollama", "http://gpu-box:11434/ollama/v1/chat/completions"),
+    ],
+)  # fmt: skip
+def test_a_pasted_base_url_is_joined_without_doubling_the_path(provider, pasted, joined):
+    """SPEC section 3: a URL pasted with the path's version segment already on it is not doubled."""
+    found = PROVIDERS[provider]
+    assert found.url_for(pasted, found.chat_path) == joined
