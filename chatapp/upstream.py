@@ -63,9 +63,14 @@ def history_for(
 
 
 def routing_for(conversation: Conversation) -> dict | None:
-    if not conversation.provider_order:
-        return None
-    return {"order": list(conversation.provider_order), "allow_fallbacks": conversation.allow_fallbacks}
+    """OpenRouter's provider routing: an order to try, and whether others may serve if those fail.
+
+    No fallbacks means something without an order too: only the provider
+    OpenRouter picks first for the model.
+    """
+    if conversation.provider_order:
+        return {"order": list(conversation.provider_order), "allow_fallbacks": conversation.allow_fallbacks}
+    return None if conversation.allow_fallbacks else {"allow_fallbacks": False}
 
 
 async def prepare_request(

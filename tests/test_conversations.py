@@ -150,6 +150,24 @@ def test_chat_settings_are_saved_and_validated(alice_client, alice, settings):
     assert bad.status_code == 200 and "less than or equal to 2" in bad.content.decode()
 
 
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("order", "fallbacks", "sent"), [
+    ([], True, None),
+    ([], False, {"allow_fallbacks": False}),
+    (["anthropic"], True, {"order": ["anthropic"], "allow_fallbacks": True}),
+    (["anthropic"], False, {"order": ["anthropic"], "allow_fallbacks": False}),
+])  # fmt: skip
+async def test_openrouter_gets_the_chats_provider_routing(alice, openrouter, order, fallbacks, sent):
+    """Fallbacks off means something without an order too: only the provider OpenRouter picks first."""
+    openrouter.enqueue(Stream(openai_text_stream("Routed.")))
+    chat = await Conversation.objects.acreate(owner=alice, model=MODEL, provider_order=order, allow_fallbacks=fallbacks)
+    socket, _ = await open_chat(alice, chat.id)
+    await socket.send(action="send", message="Route me", model=MODEL)
+    await _answered(socket)
+    await socket.close()
+    assert openrouter.chat_requests[0].json.get("provider") == sent
+
+
 @pytest.mark.django_db
 def test_a_model_changed_in_the_chats_settings_is_the_composers_too(alice_client, alice, settings):
     settings.OPENROUTER_API_KEY = "sk-or-test"
