@@ -18,6 +18,15 @@ class PickerOption:
     prompt_price: Decimal | None  # USD per million tokens
     completion_price: Decimal | None
 
+    @property
+    def context_size(self) -> str:
+        """The context length as a picker has room for: "128K", "1M", "1.05M"; "" when unknown."""
+        length = self.context_length or 0
+        for unit, size in (("M", 1_000_000), ("K", 1000)):
+            if length >= size:
+                return f"{length / size:.3g}{unit}"
+        return str(length) if length else ""
+
 
 @dataclass(frozen=True)
 class ProviderGroup:

@@ -97,3 +97,21 @@ def test_the_server_error_page_needs_no_context():
     with translation.override("da"):
         html = render_to_string("500.html")
     assert '<html lang="da">' in html and "Der gik noget galt på serveren" in html
+
+
+@pytest.mark.parametrize(("length", "shown"), [(131072, "131K"), (1_048_576, "1.05M"), (200_000, "200K"), (8192, "8.19K")])
+def test_the_picker_shows_each_models_context_length_and_price(length, shown):
+    """SPEC section 7: context length and price where known, in the option's text (a tooltip is not seen on a phone)."""
+    from decimal import Decimal
+
+    from django.template.loader import render_to_string
+
+    from chatapp.picker import PickerOption, ProviderGroup
+    from providers.registry import PROVIDERS
+
+    options = [PickerOption("a@openrouter", "a", "Model A", length, Decimal("0.15"), Decimal("0.6")),
+               PickerOption("b@openrouter", "b", "Model B", None, None, None)]  # fmt: skip
+    html = render_to_string("chatapp/_model_select.html",
+                            {"model_groups": [ProviderGroup(PROVIDERS["openrouter"], options)]})  # fmt: skip
+    assert f">Model A · {shown} context · $0.15 / $0.6 per million tokens</option>" in html
+    assert ">Model B</option>" in html
