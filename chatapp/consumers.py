@@ -29,6 +29,8 @@ SYNC_TIMEOUT = 3.0
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
+    owned = True  # False while the conversation's id is unused (connect)
+
     async def connect(self) -> None:
         self.user = self.scope.get("user")
         if self.user is None or not self.user.is_authenticated:
@@ -53,7 +55,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._request_snapshot(message_id)
 
     async def dispatch(self, message: dict) -> None:
-        if not getattr(self, "owned", True) and message["type"] != "websocket.disconnect" and not await self._claimed():
+        if not self.owned and message["type"] != "websocket.disconnect" and not await self._claimed():
             return
         # Channels closes stale database connections (through a thread) before
         # every message; a delta touches no database, and at ~20 a second per
