@@ -55,7 +55,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._request_snapshot(message_id)
 
     async def dispatch(self, message: dict) -> None:
-        if not self.owned and message["type"] != "websocket.disconnect" and not await self._claimed():
+        # The page's own actions check the owner themselves (exchanges, _on_stop).
+        if not self.owned and not message["type"].startswith("websocket.") and not await self._claimed():
             return
         # Channels closes stale database connections (through a thread) before
         # every message; a delta touches no database, and at ~20 a second per
@@ -118,7 +119,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self._start(exchanges.start_edit, exchanges.message_id(action.get("message_id")), text, new_question=True)
 
     async def _on_stop(self, action: dict) -> None:
-        await generation.request_stop(self.conversation_id)
+        if self.owned or await self._claimed():
+            await generation.request_stop(self.conversation_id)
 
     async def _start(self, start, *args, new_question: bool = False, new_chat: bool = False) -> None:
         """Start an answer (exchanges.start_*), show it, and let the generation run.
@@ -133,6 +135,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         except exchanges.Refused as refused:
             await self._send_notice(refused.reason)
             return
+        self.owned = True  # the start found it this user's (exchanges._locked)
         self.shown[answer.id] = (0, 0)
         branch = await database_sync_to_async(conversation.branch_with_versions)()
         first_new = answer.parent_id if new_question else answer.id
