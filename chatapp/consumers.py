@@ -37,13 +37,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.close(code=4401)
             return
         self.conversation_id: uuid.UUID = self.scope["url_route"]["kwargs"]["conversation_id"]
-        owner_id = await _owner_of(self.conversation_id)
-        if owner_id is not None and owner_id != self.user.id:
-            await self.close(code=4404)  # the same answer as for a conversation that is not there
+        if not await self._claimed():
             return
-        # An id nobody has used yet: whoever sends into it first owns it, and
-        # until this user is seen to, nothing of it reaches this socket.
-        self.owned = owner_id is not None
         self.language = await database_sync_to_async(language_for_scope)(self.scope, self.user)
         # Per message being streamed: how many characters this socket has
         # shown, or None while it waits for the generation's snapshot.
@@ -67,14 +62,17 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await super().dispatch(message)
 
     async def _claimed(self) -> bool:
-        """Whether the conversation is still unclaimed or this user's; another user's closes the socket."""
+        """Whether the conversation is still unclaimed or this user's; another user's closes the socket.
+
+        An id nobody has used yet: whoever sends into it first owns it, and
+        until this user is seen to (`owned`), nothing of it reaches this socket.
+        """
         owner_id = await _owner_of(self.conversation_id)
-        if owner_id is None:
-            return True
         self.owned = owner_id == self.user.id
-        if not self.owned:
-            await self.close(code=4404)
-        return self.owned
+        if owner_id is not None and not self.owned:
+            await self.close(code=4404)  # the same answer as for a conversation that is not there
+            return False
+        return True
 
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "conversation_id"):
@@ -102,9 +100,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def _on_send(self, action: dict) -> None:
         text = str(action.get("message", "")).strip()
         if not text:
-            return
-        if len(text) > exchanges.MAX_MESSAGE_CHARS:
-            await self._send_notice(_("The message is too long."))
+            return  # an empty composer sends nothing, and says nothing
+        if problem := exchanges.question_problem(text):
+            await self._send_notice(problem)
             return
         await self._start(exchanges.start_exchange, text, str(action.get("model", "")), new_question=True, new_chat=True)
 

@@ -182,10 +182,9 @@ def _without_server_url(detail: str, provider: Provider, base_url: str) -> str:
         return detail
     password = urlsplit(base_url).password
 
-    def scrubbed(text: str) -> str:  # as the catalogue scrubs its messages
+    def scrubbed(text: str) -> str:  # as the catalogue has scrubbed `detail` (its secrets)
         return text.replace(password, "***") if password else text
 
-    detail = scrubbed(detail)
     parts = urlsplit(base_url)
     # Longest first: the URL in parentheses, the URL, then its host and port
     # as a socket error names them ("('10.0.0.5', 11434)").
