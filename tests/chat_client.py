@@ -140,6 +140,24 @@ class ChatSocket(ShownPage):
         await self.communicator.disconnect()
 
 
+async def generations_finished(timeout: float = 10.0) -> None:
+    """Wait for the generations started in this event loop, titling included.
+
+    A generation outlives the frame that says its answer is done: it titles
+    the chat next, still listening on the channel layer. Cut off when a
+    test's loop closes, it leaves that listener on the process's one layer,
+    and under Redis the next test's receive fails ("bound to a different
+    event loop"). Titling a long conversation (its branch read first) takes
+    long enough for that to happen.
+    """
+    from chatapp import generation
+
+    loop = asyncio.get_running_loop()
+    tasks = [g.task for g in list(generation._running.values()) if g.task is not None and g.task.get_loop() is loop]
+    if tasks:
+        await asyncio.wait(tasks, timeout=timeout)
+
+
 def session_cookie(user) -> bytes:
     session = SessionStore()
     session[SESSION_KEY] = str(user.pk)

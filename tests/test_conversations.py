@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from chatapp.models import Conversation, Message
 from chatapp.upstream import fit_to_context
-from tests.chat_client import open_chat
+from tests.chat_client import generations_finished, open_chat
 from tests.fake_upstream import Stream, openai_text_stream
 
 MODEL = "fake/model@openrouter"
@@ -266,6 +266,7 @@ async def test_sending_in_a_long_conversation_sends_the_new_exchange_not_the_his
     assert socket.shown[answer].content == "A new answer."
     assert socket.order == await _branch_ids(chat.id) and len(socket.order) == 1002
     await socket.close()
+    await generations_finished()  # titling reads the 1,002 messages: not cut off by the end of the test
 
 
 @pytest.mark.django_db(transaction=True)
