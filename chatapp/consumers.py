@@ -192,17 +192,23 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._send_html(self._render("chatapp/_conversation_title.html", {"conversation": conversation}))
 
     async def _show_delta(self, frame: dict) -> None:
-        """Send what this socket has not shown yet, from the frame's offsets."""
+        """Send what this socket has not shown yet, from the frame's offsets.
+
+        A rewound frame (the text shown was reasoning after all) carries both
+        parts whole, from offset 0: they replace what the page shows.
+        """
         message_id = frame["message_id"]
-        content_shown, reasoning_shown = self.shown[message_id]
+        rewound = frame.get("rewound", False)
+        content_shown, reasoning_shown = (0, 0) if rewound else self.shown[message_id]
         content = _unseen(frame["content_offset"], frame["content"], content_shown)
         reasoning = _unseen(frame["reasoning_offset"], frame["reasoning"], reasoning_shown)
-        if not content and not reasoning:
+        if not content and not reasoning and not rewound:
             return
         self.shown[message_id] = (content_shown + len(content), reasoning_shown + len(reasoning))
+        swap = "innerHTML" if rewound else "beforeend"
         parts = []
-        if reasoning:
-            parts.append(f'<div hx-swap-oob="beforeend:#m-{message_id}-reasoning">{escape(reasoning)}</div>')
+        if reasoning or rewound:
+            parts.append(f'<div hx-swap-oob="{swap}:#m-{message_id}-reasoning">{escape(reasoning)}</div>')
         if content and frame.get("reasoning_seconds") is not None and content_shown == 0:
             parts.append(
                 self._render(
@@ -210,8 +216,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
                     {"message_id": message_id, "reasoning_seconds": frame["reasoning_seconds"], "oob": True},
                 )
             )
-        if content:
-            parts.append(f'<div hx-swap-oob="beforeend:#m-{message_id}-content">{escape(content)}</div>')
+        if content or rewound:
+            parts.append(f'<div hx-swap-oob="{swap}:#m-{message_id}-content">{escape(content)}</div>')
         await self._send_html("".join(parts))
 
     async def _request_snapshot(self, message_id: int) -> None:

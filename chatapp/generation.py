@@ -98,6 +98,7 @@ class Progress:
     started: float = field(default_factory=time.monotonic)
     first_token_at: float | None = None
     reasoning_seconds: float | None = None
+    rewound: bool = False  # the text published was reasoning: the next frame sends both parts again
 
     @property
     def content(self) -> str:
@@ -211,6 +212,11 @@ class Generation:
                     progress.reasoning_seconds = time.monotonic() - progress.started
                 progress.content_text.append(text)
                 self._schedule_flush()
+            case events.TextWasReasoning(text=text):
+                progress.content_text = GrowingText()
+                progress.reasoning_text.append(text)
+                progress.rewound = True
+                self._schedule_flush()
             case events.ReasoningDelta(text=text):
                 if progress.first_token_at is None:
                     progress.first_token_at = time.monotonic()
@@ -240,9 +246,12 @@ class Generation:
                 return
             self._last_flush = time.monotonic()
             content, reasoning = progress.content, progress.reasoning
+            if progress.rewound:
+                progress.published_content = progress.published_reasoning = 0
             frame = {
                 "type": "generation.delta",
                 "message_id": self.message.id,
+                "rewound": progress.rewound,
                 "content_offset": progress.published_content,
                 "content": content[progress.published_content :],
                 "reasoning_offset": progress.published_reasoning,
@@ -251,6 +260,7 @@ class Generation:
             }
             progress.published_content = len(content)
             progress.published_reasoning = len(reasoning)
+            progress.rewound = False
             await self.layer.group_send(stream_group(self.conversation.id), frame)
             if time.monotonic() - self._last_save >= SAVE_INTERVAL:
                 self._last_save = time.monotonic()

@@ -32,7 +32,7 @@ from providers.adapters import (
 )
 from providers.catalogue import acost_from_prices
 from providers.credentials import Endpoint
-from providers.events import Finish, ReasoningDelta, StreamError, StreamEvent, TextDelta, Usage
+from providers.events import Finish, ReasoningDelta, StreamError, StreamEvent, TextDelta, TextWasReasoning, Usage
 from providers.registry import Provider
 from providers.transport import UpstreamBlocked, UpstreamUnavailable, http_client, open_upstream
 
@@ -110,12 +110,28 @@ async def complete(request: CompletionRequest, endpoint: Endpoint) -> Completion
     if error is not None:
         raise CompletionError(_reported(error, request, endpoint))
     finish = next(e for e in events if isinstance(e, Finish))
+    text, reasoning = _texts(events)
     return CompletionResult(
-        text="".join(e.text for e in events if isinstance(e, TextDelta)),
-        reasoning="".join(e.text for e in events if isinstance(e, ReasoningDelta)),
+        text=text,
+        reasoning=reasoning,
         usage=next((e for e in events if isinstance(e, Usage)), None),
         finish=finish,
     )
+
+
+def _texts(events: list[StreamEvent]) -> tuple[str, str]:
+    """The answer's text and reasoning."""
+    text: list[str] = []
+    reasoning: list[str] = []
+    for event in events:
+        if isinstance(event, TextDelta):
+            text.append(event.text)
+        elif isinstance(event, ReasoningDelta):
+            reasoning.append(event.text)
+        elif isinstance(event, TextWasReasoning):
+            text.clear()
+            reasoning.append(event.text)
+    return "".join(text), "".join(reasoning)
 
 
 # The exchange ---------------------------------------------------------------

@@ -22,6 +22,17 @@ class ReasoningDelta:
 
 
 @dataclass(frozen=True)
+class TextWasReasoning:
+    """The answer's text so far was reasoning: a lone "</think>" came.
+
+    `text` is all of that reasoning (the text sent, and what came before the
+    tag); the answer starts again, empty, after it.
+    """
+
+    text: str
+
+
+@dataclass(frozen=True)
 class ToolCallDelta:
     index: int
     id: str = ""
@@ -58,4 +69,4 @@ class StreamError:
     retryable: bool = False
 
 
-StreamEvent = TextDelta | ReasoningDelta | ToolCallDelta | Usage | Finish | StreamError
+StreamEvent = TextDelta | ReasoningDelta | TextWasReasoning | ToolCallDelta | Usage | Finish | StreamError

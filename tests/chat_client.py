@@ -22,7 +22,7 @@ from django.contrib.sessions.backends.db import SessionStore
 from chatapp.asgi import application
 
 ORIGIN = b"http://127.0.0.1"
-_APPEND = re.compile(r'<div hx-swap-oob="beforeend:#m-(\d+)-(content|reasoning)">(.*?)</div>', re.S)
+_PART_SWAP = re.compile(r'<div hx-swap-oob="(beforeend|innerHTML):#m-(\d+)-(content|reasoning)">(.*?)</div>', re.S)
 _ARTICLE = re.compile(r'<article id="m-(\d+)"[^>]*data-role="(\w+)" data-status="(\w+)"[^>]*>(.*?)</article>', re.S)
 _TAG = re.compile(r"<[^>]+>")
 _WHOLE_BRANCH = re.compile(r'<div id="messages"[^>]*hx-swap-oob="true"')
@@ -102,9 +102,10 @@ class ShownPage:
             parts = parts_of(body)
             message.content = parts.get("content", "") if status == "streaming" else parts.get("content", "").strip()
             message.reasoning = parts.get("reasoning", "")
-        for message_id, part, text in _APPEND.findall(frame):
+        for swap, message_id, part, text in _PART_SWAP.findall(frame):
             message = self.shown.setdefault(int(message_id), ShownMessage())
-            setattr(message, part, getattr(message, part) + html.unescape(text))
+            before = getattr(message, part) if swap == "beforeend" else ""
+            setattr(message, part, before + html.unescape(text))
         if 'id="chat-notice"' in frame:
             self.notices.append(visible_text(frame).strip())
 

@@ -167,6 +167,23 @@ def test_the_reasoning_folds_when_the_answer_starts(page, upstream_server, reloa
     expect(answer).to_have_attribute("data-status", "streaming")  # folded as the answer starts, not at its end
 
 
+def test_text_before_a_lone_closing_think_tag_moves_into_the_folded_reasoning(page, upstream_server):
+    reasoning = "Weighing the options one by one. " * 3
+    words = " ".join(f"b{i}" for i in range(80))
+    chunks = openai_text_stream(words, reasoning=reasoning, reasoning_style="think-close-only")
+    upstream_server.enqueue(Stream(chunks, delay=0.02))
+    _send(page, "Think, then answer")
+    answer = _last_answer(page)
+    content = answer.locator('[data-part="content"]')
+    expect(content).to_contain_text("Weighing the options")  # no tag yet: it shows as the answer
+    expect(answer.locator("summary")).to_have_text(re.compile(r"Thought for \d+ s"), timeout=15000)
+    expect(answer.locator('[data-part="reasoning"]')).to_have_text(reasoning)
+    expect(content).not_to_contain_text("Weighing")
+    assert answer.locator("details.reasoning").evaluate("details => details.open") is False
+    expect(answer).to_have_attribute("data-status", "done", timeout=15000)
+    expect(content).to_have_text(words)
+
+
 def test_reload_mid_stream_continues_live(page, upstream_server):
     words = " ".join(f"t{i:03d}" for i in range(120))
     upstream_server.enqueue(Stream(openai_text_stream(words), delay=0.03))

@@ -75,6 +75,33 @@ async def test_reasoning_streams_then_folds(alice, openrouter):
     await socket.close()
 
 
+async def test_text_before_a_lone_closing_think_tag_moves_into_the_reasoning_on_every_tab(alice, openrouter):
+    # A model whose chat template opened <think> in the prompt: its content
+    # starts with the reasoning and only the closing tag shows.
+    reasoning = "The capital of France is the city on the Seine."
+    answer = " ".join(f"Paris{i}." for i in range(30))
+    chunks = openai_text_stream(answer, reasoning=reasoning, reasoning_style="think-close-only")
+    openrouter.enqueue(Stream(chunks, delay=0.01))
+    chat_id = uuid.uuid4()
+    first, _ = await open_chat(alice, chat_id)
+    await first.send(action="send", message="Capital of France?", model=MODEL)
+    # Until the tag comes, nothing says it is reasoning: it streams as the answer.
+    await first.until(lambda s: any(m.content.startswith("The capital") for m in s.shown.values()))
+    answer_id = first.last_assistant_id()
+    await first.until(lambda s: s.shown[answer_id].reasoning == reasoning)
+    assert first.shown[answer_id].status == "streaming"
+    assert answer.startswith(first.shown[answer_id].content)
+
+    second, _ = await open_chat(alice, chat_id)  # a tab opened after the tag
+    for socket in (first, second):
+        shown = await socket.until_status(answer_id, "done")
+        assert (shown.reasoning, shown.content) == (reasoning, answer)
+        assert "Thought for" in shown.html
+        await socket.close()
+    saved = await Message.objects.aget(pk=answer_id)
+    assert (saved.reasoning, saved.content) == (reasoning, answer)
+
+
 async def test_stop_closes_the_upstream_within_a_second_and_keeps_partial_text(alice, openrouter):
     openrouter.enqueue(Hang(openai_text_stream("partial answer", usage=False, done=False)))
     socket, _ = await open_chat(alice, uuid.uuid4())

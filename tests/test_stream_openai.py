@@ -9,7 +9,7 @@ from providers.adapters.openai_chat import ThinkSplitter
 from providers.adapters.sse import SSEDecoder, SSEEvent
 from providers.completion import ChatMessage, CompletionError, CompletionRequest, complete, stream_completion
 from providers.credentials import Endpoint
-from providers.events import Finish, ReasoningDelta, StreamError, TextDelta, ToolCallDelta, Usage
+from providers.events import Finish, ReasoningDelta, StreamError, TextDelta, TextWasReasoning, ToolCallDelta, Usage
 from providers.registry import PROVIDERS
 from tests.fake_upstream import (
     JSONResponse,
@@ -33,12 +33,25 @@ async def collect(upstream, request: CompletionRequest) -> list:
     return [event async for event in stream_completion(request, Endpoint(upstream.url, KEY))]
 
 
+def shown(events: list) -> tuple[str, str]:
+    """The reasoning and the text a reader of the events ends up with."""
+    reasoning, text = "", ""
+    for event in events:
+        if isinstance(event, ReasoningDelta):
+            reasoning += event.text
+        elif isinstance(event, TextDelta):
+            text += event.text
+        elif isinstance(event, TextWasReasoning):
+            reasoning, text = reasoning + event.text, ""
+    return reasoning, text
+
+
 def text_of(events: list) -> str:
-    return "".join(e.text for e in events if isinstance(e, TextDelta))
+    return shown(events)[1]
 
 
 def reasoning_of(events: list) -> str:
-    return "".join(e.text for e in events if isinstance(e, ReasoningDelta))
+    return shown(events)[0]
 
 
 def detail(text: str, **extra) -> dict:
@@ -193,23 +206,66 @@ def test_sse_events_are_found_whichever_bytes_the_chunks_split_at():
         assert decoder.feed(raw[:cut]) + decoder.feed(raw[cut:]) + decoder.close() == expected, cut
 
 
-async def test_lone_closing_think_tag_splits_reasoning_from_the_answer(upstream):
+@pytest.mark.parametrize("provider", ["ollama", "openai", "openrouter"])
+async def test_lone_closing_think_tag_turns_the_text_before_it_into_reasoning(upstream, provider):
     upstream.enqueue(Stream(openai_text_stream("Paris.", reasoning="The capital…", reasoning_style="think-close-only")))
 
-    events = await collect(upstream, chat("ollama"))
+    events = await collect(upstream, chat(provider))
 
-    assert reasoning_of(events) == "The capital…"
-    assert text_of(events) == "Paris."
+    assert shown(events) == ("The capital…", "Paris.")
+    # The text was not held back waiting for a tag that might never come: it
+    # streamed as text, and was taken back when the tag came.
+    assert events[0] == TextDelta("The")
+    assert TextWasReasoning("The capital…") in events
 
 
-async def test_think_tag_mentioned_inside_an_answer_is_left_alone(upstream):
-    answer = "Wrap it as <think>notes</think> like so."
+@pytest.mark.parametrize("provider", ["ollama", "openai"])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "Wrap it as <think>notes</think> like so.",
+        "Close the block with `</think>` and go on.",
+        'The tag "</think>" ends it.',
+    ],
+)
+async def test_think_tags_mentioned_inside_an_answer_are_left_alone(upstream, provider, answer):
     upstream.enqueue(Stream(openai_text_stream(answer)))
 
-    events = await collect(upstream, chat("ollama"))
+    events = await collect(upstream, chat(provider))
 
-    assert text_of(events) == answer
-    assert reasoning_of(events) == ""
+    assert shown(events) == ("", answer)
+    assert not any(isinstance(e, TextWasReasoning) for e in events)
+
+
+def test_a_lone_closing_tag_is_found_whichever_characters_the_chunks_split_at():
+    content = "Weigh it</think>\n\nAnswer </think> stays"
+    for cut in range(1, len(content)):
+        for second_cut in range(cut, len(content)):
+            splitter = ThinkSplitter()
+            pieces = [content[:cut], content[cut:second_cut], content[second_cut:]]
+            events = [e for piece in pieces for e in splitter.feed(piece)] + splitter.flush()
+            assert shown(events) == ("Weigh it", "Answer </think> stays"), pieces
+
+
+def test_a_lone_closing_tag_past_the_window_is_part_of_the_answer():
+    splitter = ThinkSplitter(lone_close_window=40)
+    events = [e for piece in ["x" * 30, " more text", " and </think> here"] for e in splitter.feed(piece)]
+
+    assert shown(events + splitter.flush()) == ("", "x" * 30 + " more text and </think> here")
+
+
+async def test_content_after_reasoning_in_its_own_field_is_the_answer_whatever_tags_it_holds(upstream):
+    chunks = [
+        sse({"choices": [{"index": 0, "delta": {"reasoning_content": "Hmm"}}]}),
+        sse({"choices": [{"index": 0, "delta": {"content": "Say </think>"}}]}),
+        sse({"choices": [{"index": 0, "delta": {"content": " twice."}, "finish_reason": "stop"}]}),
+        sse("[DONE]"),
+    ]
+    upstream.enqueue(Stream(chunks))
+
+    events = await collect(upstream, chat("deepseek"))
+
+    assert shown(events) == ("Hmm", "Say </think> twice.")
 
 
 async def test_tool_call_fragments_are_assembled(upstream):
@@ -318,12 +374,15 @@ async def test_complete_reads_a_json_answer(upstream):
 async def test_complete_reads_think_tags_and_deepseek_reasoning(upstream):
     upstream.enqueue(JSONResponse(openai_completion("<think>Ponder</think>\n\nYes.", usage=False)))
     upstream.enqueue(JSONResponse(openai_completion("No.", reasoning="Doubt", reasoning_style="deepseek", usage=False)))
+    upstream.enqueue(JSONResponse(openai_completion("Mull it over</think>\n\nMaybe.", usage=False)))
 
     first = await complete(chat("ollama"), Endpoint(upstream.url))
     second = await complete(chat("deepseek"), Endpoint(upstream.url, KEY))
+    third = await complete(chat("openai"), Endpoint(upstream.url, KEY))
 
     assert (first.text, first.reasoning) == ("Yes.", "Ponder")
     assert (second.text, second.reasoning) == ("No.", "Doubt")
+    assert (third.text, third.reasoning) == ("Maybe.", "Mull it over")
 
 
 async def test_complete_raises_with_the_upstream_error(upstream):

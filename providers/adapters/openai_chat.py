@@ -20,20 +20,27 @@ from providers.adapters import (
     usage_then_finish,
 )
 from providers.adapters.sse import SSEEvent
-from providers.events import Finish, ReasoningDelta, StreamError, StreamEvent, TextDelta, ToolCallDelta, Usage
+from providers.events import (
+    Finish,
+    ReasoningDelta,
+    StreamError,
+    StreamEvent,
+    TextDelta,
+    TextWasReasoning,
+    ToolCallDelta,
+    Usage,
+)
 
 if TYPE_CHECKING:
     from providers.completion import ChatMessage, CompletionRequest
 
 logger = logging.getLogger(__name__)
 
-# Servers whose chat templates may open the <think> block in the prompt, so
-# the answer starts inside it and only "</think>" shows up (Ollama, and the
-# llama.cpp or vLLM servers people point that entry at).
-TEMPLATE_THINK_PROVIDERS = frozenset({"ollama"})
-# How much leading text is held back waiting for such a lone "</think>";
-# past it the text is taken for a plain answer.
-LONE_CLOSE_WINDOW = 1000
+# How far into an answer a lone "</think>" still means that the text before it
+# was reasoning: chat templates that open the block in the prompt (DeepSeek-R1,
+# QwQ, Qwen3 served raw by Ollama, vLLM or llama.cpp) stream only its end.
+# Reasoning runs long, so the window is wide; the text streams meanwhile.
+LONE_CLOSE_WINDOW = 64_000  # characters
 
 # Rough budgets to translate a token budget into an effort, for providers
 # that only take an effort.
@@ -152,9 +159,8 @@ class ChatStream(StreamParser):
     """Chat completion chunks to StreamEvents, keeping what Finish needs."""
 
     def __init__(self, request: "CompletionRequest") -> None:
-        window = LONE_CLOSE_WINDOW if request.provider.slug in TEMPLATE_THINK_PROVIDERS else 0
         self.done = False
-        self._think = ThinkSplitter(lone_close_window=window)
+        self._think = ThinkSplitter()
         self._details: list[dict] = []  # reasoning_details merged by index
         self._tool_calls: dict[int, dict[str, str]] = {}
         self._usage: Usage | None = None
@@ -305,24 +311,39 @@ def _int(value: Any) -> int:
 # <think> tags -------------------------------------------------------------
 
 OPEN_TAG, CLOSE_TAG = "<think>", "</think>"
+QUOTES = ("`", "'", '"')  # a tag right after one of these is quoted, not a tag
 
 
 class ThinkSplitter:
-    """Moves a leading <think>...</think> block out of the content into reasoning.
+    """Moves a leading reasoning block out of the content into reasoning.
 
-    Only a block at the very start counts: an answer that mentions "<think>"
-    after some real text is left alone. Tags may be split across chunks at
-    any character, so a possible tag start is held back until it is decided.
+    Two shapes count, both only at the very start of the answer:
+    - "<think>...</think>": known at once. Only what may be the start of a
+      tag is held back, as tags may be split across chunks at any character.
+    - reasoning closed by a lone "</think>", the chat template having opened
+      the block in the prompt. That is known only when the tag comes, and
+      holding the text back until then would hold back every answer's first
+      words. So it streams as text, and a lone "</think>" within
+      `lone_close_window` characters takes it back: TextWasReasoning.
+      Text that mentions "<think>" first, or the tag in quotes or backticks,
+      is an answer talking about tags.
+    Once reasoning comes in its own field, the content is the answer.
     """
 
-    def __init__(self, lone_close_window: int = 0) -> None:
-        self._state = "start"  # start -> thinking -> after -> text
+    def __init__(self, lone_close_window: int = LONE_CLOSE_WINDOW) -> None:
+        # start -> thinking -> after -> text, or start -> provisional -> (after ->) text
+        self._state = "start"
         self._held = ""
+        # provisional: the text sent so far (it may yet be reasoning), its length, and its end
+        self._streamed: list[str] = []
+        self._sent = 0
+        self._tail = ""
         self._lone_close_window = lone_close_window
 
     def native_reasoning_seen(self) -> None:
-        # Reasoning arrives in its own field, so the content is the answer.
         self._lone_close_window = 0
+        if self._state == "provisional":
+            self._state, self._streamed = "text", []
 
     def feed(self, text: str) -> list[StreamEvent]:
         if self._state == "text":
@@ -339,9 +360,11 @@ class ThinkSplitter:
     def _advance(self) -> list[StreamEvent]:
         events: list[StreamEvent] = []
         if self._state == "start":
-            events += self._decide_start()
+            self._decide_start()
         if self._state == "thinking":
             events += self._think()
+        if self._state == "provisional":
+            events += self._watch()
         if self._state == "after":
             self._held = self._held.lstrip()
             if self._held:
@@ -351,23 +374,14 @@ class ThinkSplitter:
             self._held = ""
         return events
 
-    def _decide_start(self) -> list[StreamEvent]:
+    def _decide_start(self) -> None:
         stripped = self._held.lstrip()
         if stripped.startswith(OPEN_TAG):
             self._held, self._state = stripped[len(OPEN_TAG) :], "thinking"
         elif OPEN_TAG.startswith(stripped):
             pass  # empty so far, or the beginning of "<think>"
-        elif self._lone_close_window and OPEN_TAG in self._held:
-            self._state = "text"  # text, then a tag: an answer that talks about tags
-        elif self._lone_close_window and CLOSE_TAG in self._held:
-            reasoning, _tag, self._held = self._held.partition(CLOSE_TAG)
-            self._state = "after"
-            return [ReasoningDelta(reasoning)] if reasoning else []
-        elif len(self._held) <= self._lone_close_window:
-            pass  # may still turn out to be reasoning closed by a lone "</think>"
         else:
-            self._state = "text"
-        return []
+            self._state = "provisional" if self._lone_close_window else "text"
 
     def _think(self) -> list[StreamEvent]:
         if CLOSE_TAG in self._held:
@@ -376,6 +390,28 @@ class ThinkSplitter:
         else:
             keep = _partial_tag_length(self._held, CLOSE_TAG)
             reasoning, self._held = self._held[: len(self._held) - keep], self._held[len(self._held) - keep :]
+        return [ReasoningDelta(reasoning)] if reasoning else []
+
+    def _watch(self) -> list[StreamEvent]:
+        """Provisional text: sent on as text, unless a lone "</think>" shows that it was reasoning."""
+        # Earlier text held no tag: look only where the new text could complete one.
+        text = self._tail + self._held
+        close, opened = text.find(CLOSE_TAG), text.find(OPEN_TAG)
+        at = self._sent - len(self._tail) + close  # where the tag starts in the whole answer
+        if close < 0 or at > self._lone_close_window or 0 <= opened < close or text[close - 1 : close] in QUOTES:
+            new, self._held = self._held, ""
+            if close >= 0 or opened >= 0 or self._sent + len(new) > self._lone_close_window:
+                self._state, self._streamed = "text", []  # an answer: no more watching
+            else:
+                self._streamed.append(new)
+                self._sent += len(new)
+                self._tail = text[-len(CLOSE_TAG) :]
+            return [TextDelta(new)] if new else []
+        whole = "".join(self._streamed) + self._held
+        reasoning, self._held = whole[:at], whole[at + len(CLOSE_TAG) :]
+        self._state, self._streamed = "after", []
+        if self._sent:
+            return [TextWasReasoning(reasoning)]
         return [ReasoningDelta(reasoning)] if reasoning else []
 
 
