@@ -96,9 +96,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--processes", default="1,2,3", help="process counts to measure, comma-separated")
     parser.add_argument("--redis", metavar="URL", help="run the app with REDIS_URL set to this")
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--tiny", action="store_true", help="a few streams only: checks the harness")
     arguments = parser.parse_args(argv)
     counts = [int(count) for count in arguments.processes.split(",")]
-    bench = Bench(Scale())
+    bench = Bench(Scale.tiny() if arguments.tiny else Scale())
     upstream = UpstreamProcess().start()
     rows = []
     try:

@@ -40,3 +40,16 @@ def test_the_bench_produces_every_figure_and_writes_its_json(tmp_path, capsys):
     assert (floor["proxy"]["complete"], floor["saturation"]["proxy_tokens_per_second"] > 0) == (3, True)
     table = capsys.readouterr().out
     assert "targets" in table and str(output) in table and "floor vs direct" in table
+
+
+def test_the_several_processes_bench_serves_through_every_process_count(tmp_path):
+    from bench.processes import main as processes_main
+
+    output = tmp_path / "processes.json"
+    processes_main(["--tiny", "--processes", "1,2", "--output", str(output)])
+
+    rows = json.loads(output.read_text())["rows"]
+    assert [(r["processes"], r["server"]) for r in rows] == [
+        (1, "switchboard"), (1, "floor"), (2, "switchboard"), (2, "floor")
+    ]
+    assert all(r["complete"] == r["streams"] == 3 and r["ttft_added_p50_ms"] is not None for r in rows)
