@@ -150,34 +150,46 @@ class Generation:
         return self.task
 
     async def run(self) -> None:
-        helpers = []
+        helpers: list[asyncio.Task] = []
         try:
-            # The default prefix matters with channels-redis: every specific
-            # channel of a process must share one Redis list, or one receive()
-            # holds the layer's receive lock on its own list and starves the
-            # sockets of this process until a control message comes.
-            self._control_channel = await self.layer.new_channel()
-            await self.layer.group_add(control_group(self.conversation.id), self._control_channel)
-            helpers = [asyncio.create_task(self._listen()), asyncio.create_task(self._beat())]
-            self._stream_task = asyncio.create_task(self._stream())
             try:
-                await self._stream_task
-                status = Message.Status.ERROR if self._error else Message.Status.DONE
-            except asyncio.CancelledError:
-                if not self._stream_task.cancelled():
-                    raise
-                status = Message.Status.STOPPED
-            await self._finish_up(status)
-        except Exception:
-            logger.exception("generation %s failed", self.message.id)
-            self._error = events.StreamError("", code="internal")
-            await self._finish_up(Message.Status.ERROR)
+                # The default prefix matters with channels-redis: every specific
+                # channel of a process must share one Redis list, or one receive()
+                # holds the layer's receive lock on its own list and starves the
+                # sockets of this process until a control message comes.
+                self._control_channel = await self.layer.new_channel()
+                await self.layer.group_add(control_group(self.conversation.id), self._control_channel)
+                helpers = [asyncio.create_task(self._listen()), asyncio.create_task(self._beat())]
+                self._stream_task = asyncio.create_task(self._stream())
+                try:
+                    await self._stream_task
+                    status = Message.Status.ERROR if self._error else Message.Status.DONE
+                except asyncio.CancelledError:
+                    if not self._stream_task.cancelled():
+                        raise
+                    status = Message.Status.STOPPED
+                await self._save(status)
+            except Exception:
+                logger.exception("generation %s failed", self.message.id)
+                self._error = events.StreamError("", code="internal")
+                status = Message.Status.ERROR
+                await self._save(status)
+            finally:
+                # Saved: nothing is left to stop or to sync. The listener goes
+                # before pages learn it is done, so that a loop which ends while
+                # the chat is titled (a test's, a server's) leaves none behind
+                # on the channel layer.
+                for helper in helpers:
+                    helper.cancel()
+                await asyncio.gather(*helpers, return_exceptions=True)
+                if self._control_channel:
+                    await self.layer.group_discard(control_group(self.conversation.id), self._control_channel)
+                await shared_cache.adelete(heartbeat_key(self.message.id))
+            await self.layer.group_send(
+                stream_group(self.conversation.id), {"type": "generation.done", "message_id": self.message.id}
+            )
+            await self._title(ask_model=status == Message.Status.DONE)
         finally:
-            for helper in helpers:
-                helper.cancel()
-            if self._control_channel:
-                await self.layer.group_discard(control_group(self.conversation.id), self._control_channel)
-            await shared_cache.adelete(heartbeat_key(self.message.id))
             _running.pop(self.message.id, None)
 
     def stop(self) -> None:
@@ -297,7 +309,8 @@ class Generation:
 
     # -- the end -----------------------------------------------------------
 
-    async def _finish_up(self, status: str) -> None:
+    async def _save(self, status: str) -> None:
+        """The answer as it ends (`status`), saved and accounted for."""
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
@@ -328,11 +341,7 @@ class Generation:
         message.content_html = render_markdown(message.content)
         await message.asave()
         await Conversation.objects.filter(pk=self.conversation.id).aupdate(updated_at=timezone.now())
-        await self.layer.group_send(
-            stream_group(self.conversation.id), {"type": "generation.done", "message_id": message.id}
-        )
         self._account(status)
-        await self._title(ask_model=status == Message.Status.DONE)
 
     async def _title(self, ask_model: bool) -> None:
         """Title the conversation after its first answer, and tell its pages."""
@@ -378,10 +387,6 @@ def error_code(error: events.StreamError) -> str:
 
 
 ERROR_CODES = {"no_key", "model_not_allowed", "auth", "payment", "rate_limited", "timeout", "unreachable", "internal"}
-
-
-def running(message_id: int) -> "Generation | None":
-    return _running.get(message_id)
 
 
 async def aresume_or_interrupt(message: Message) -> bool:

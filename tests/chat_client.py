@@ -145,11 +145,8 @@ async def generations_finished(timeout: float = 10.0) -> None:
     """Wait for the generations started in this event loop, titling included.
 
     A generation outlives the frame that says its answer is done: it titles
-    the chat next, still listening on the channel layer. Cut off when a
-    test's loop closes, it leaves that listener on the process's one layer,
-    and under Redis the next test's receive fails ("bound to a different
-    event loop"). Titling a long conversation (its branch read first) takes
-    long enough for that to happen.
+    the chat next, and titling a long conversation reads its whole branch
+    first. A test that ends meanwhile flushes the database under it.
     """
     from chatapp import generation
 

@@ -6,10 +6,11 @@ import uuid
 
 import pytest
 from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chatapp import exchanges
+from chatapp import exchanges, generation
 from chatapp.generation import GrowingText
 from chatapp.models import Conversation, Message
 from providers.usage import UsageRecord, wait_for_background_writes
@@ -223,6 +224,38 @@ async def test_a_chat_whose_first_answer_failed_is_titled_by_its_first_words(ali
             break
         await asyncio.sleep(0.02)
     assert title == "Plan a trip to Lisbon"  # not "New chat" in the sidebar
+    await socket.close()
+
+
+async def test_an_answer_said_done_no_longer_listens_for_stop_or_sync(alice, openrouter, settings):
+    # After its done frame a generation titles the chat, here with a title
+    # model that never answers. By then it must have left the channel layer:
+    # a loop that ends mid-title (a test's, a server's) would otherwise leave
+    # its listener behind, and under Redis the next receive on that layer fails.
+    settings.TITLE_MODEL = "fake/titler@OpenRouter"
+    openrouter.enqueue(Stream(openai_text_stream("Done.")))
+    openrouter.enqueue(Hang(send_head=False))
+    chat_id = uuid.uuid4()
+    socket, _ = await open_chat(alice, chat_id)
+    await socket.send(action="send", message="Hello", model=MODEL)
+    await socket.until(lambda s: any(m.role == "assistant" for m in s.shown.values()))
+    answer_id = socket.last_assistant_id()
+    await socket.until_status(answer_id, "done")
+    titling = generation._running[answer_id].task
+    while len(openrouter.chat_requests) < 2:  # the title model has been asked
+        await asyncio.sleep(0.01)
+
+    layer = get_channel_layer()
+    reply = await layer.new_channel()
+    await layer.group_send(
+        generation.control_group(chat_id), {"type": "generation.sync", "message_id": answer_id, "reply_channel": reply}
+    )
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.3):
+            await layer.receive(reply)
+    assert not titling.done()
+    titling.cancel()
+    await asyncio.wait([titling])
     await socket.close()
 
 
