@@ -85,10 +85,12 @@ _endpoints = _Memory()  # (user id, provider, server settings) -> endpoint
 
 
 def raw_token(request: HttpRequest) -> str:
-    scheme, _space, value = request.headers.get("authorization", "").partition(" ")
+    # META, not request.headers: that builds a dict of every header first,
+    # about 2% of the proxy's CPU for a burst of request starts (py-spy).
+    scheme, _space, value = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
-    return request.headers.get("x-api-key", "").strip()
+    return request.META.get("HTTP_X_API_KEY", "").strip()
 
 
 async def authenticate(request: HttpRequest):
