@@ -111,7 +111,9 @@ class Progress:
     @property
     def pending(self) -> bool:
         return (
-            len(self.content_text) > self.published_content or len(self.reasoning_text) > self.published_reasoning
+            self.rewound
+            or len(self.content_text) > self.published_content
+            or len(self.reasoning_text) > self.published_reasoning
         )
 
 
