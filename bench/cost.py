@@ -19,9 +19,9 @@ import statistics
 from bench import load
 from bench.load import Target
 from bench.resources import process_cpu_seconds
-from bench.run import Bench, Scale
+from bench.run import PROXY_PATH, Bench, Scale
 from bench.upstream import UpstreamProcess
-from tests.live_server import AppServer, manage, prepared_database
+from tests.live_server import AppServer
 
 CLIENTS = 10
 REQUESTS = 1000
@@ -46,14 +46,10 @@ def main(argv: list[str] | None = None) -> None:
     bench = Bench(Scale())
     server = None
     try:
-        env = bench.app_env(upstream.url)
-        if arguments.redis:
-            env["REDIS_URL"] = arguments.redis
-        prepared_database(env)
-        token = manage(env, "create_api_token", "alice", "--name", "bench").strip()
+        env, token = bench.prepared_app(upstream.url, arguments.redis)
         server = AppServer(env).start(timeout=60)
         assert server.process is not None
-        target = Target("switchboard", f"{server.url}/api/openrouter/v1/chat/completions",
+        target = Target("switchboard", f"{server.url}{PROXY_PATH}",
                         {"Authorization": f"Bearer {token}"})  # fmt: skip
         figures = [asyncio.run(cpu_ms_per_request(target, server.process.pid)) for _ in range(arguments.repeats)]
     finally:

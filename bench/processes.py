@@ -19,7 +19,6 @@ the proxy's figures hardly depend on it (`python -m bench.cost` measures it).
 import argparse
 import asyncio
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -29,9 +28,9 @@ from pathlib import Path
 
 from bench import report
 from bench.load import Target
-from bench.run import Bench, Scale
+from bench.run import PROXY_PATH, Bench, Scale
 from bench.upstream import UpstreamProcess
-from tests.live_server import ROOT, manage, prepared_database, stop_process
+from tests.live_server import ROOT, stop_process
 
 RESULTS = Path(__file__).resolve().parent / "results" / "processes.json"
 START_TIMEOUT = 60.0  # seconds for every process to say it listens
@@ -105,15 +104,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         assert upstream.process is not None
         bench.upstream_pid = upstream.process.pid
-        env = bench.app_env(upstream.url)
-        if arguments.redis:
-            env["REDIS_URL"] = arguments.redis
-        prepared_database(env)
-        token = manage(env, "create_api_token", "alice", "--name", "bench").strip()
+        env, token = bench.prepared_app(upstream.url, arguments.redis)
         direct = Target("direct", f"{upstream.url}/v1/chat/completions")
         servers = {
-            "switchboard": ("chatapp.asgi:application", "/api/openrouter/v1/chat/completions",
-                            {"Authorization": f"Bearer {token}"}),
+            "switchboard": ("chatapp.asgi:application", PROXY_PATH, {"Authorization": f"Bearer {token}"}),
             "floor": ("bench.floor:application", "/v1/chat/completions", {}),
         }  # fmt: skip
         for count in counts:
@@ -141,5 +135,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
     main()

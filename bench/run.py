@@ -31,6 +31,7 @@ from tests.live_server import ROOT, AppServer, base_env, free_port, manage, prep
 
 CHAT_MODEL = f"{MODEL}@openrouter"
 PAUSE = 0.5  # seconds between rounds: sockets closed, buffers drained
+PROXY_PATH = "/api/openrouter/v1/chat/completions"  # where scenarios a. and b. post, through Switchboard
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,14 @@ class Bench:
             RATE_LIMIT="100000/m",  # the proxy counts requests per user: the bench is one user
         )
 
+    def prepared_app(self, upstream_url: str, redis_url: str | None = None) -> tuple[dict[str, str], str]:
+        """The app's environment, its database migrated with the bench's user, and that user's API token."""
+        env = self.app_env(upstream_url)
+        if redis_url:
+            env["REDIS_URL"] = redis_url
+        prepared_database(env)
+        return env, manage(env, "create_api_token", "alice", "--name", "bench").strip()
+
     def run(self, peers: tuple[str, ...] = ()) -> dict:
         started = report.now()
         machine = report.machine()
@@ -94,13 +103,11 @@ class Bench:
         assert upstream.process is not None
         self.upstream_pid = upstream.process.pid
         try:
-            env = self.app_env(upstream.url)
             self.say("preparing the database and starting Daphne...")
-            prepared_database(env)
-            token = manage(env, "create_api_token", "alice", "--name", "bench").strip()
+            env, token = self.prepared_app(upstream.url)
             direct = Target("direct", f"{upstream.url}/v1/chat/completions")
             server, pid = self.fresh_server(env)
-            proxy = Target("switchboard", f"{server.url}/api/openrouter/v1/chat/completions",
+            proxy = Target("switchboard", f"{server.url}{PROXY_PATH}",
                            {"Authorization": f"Bearer {token}"})  # fmt: skip
             self.scenario("a. proxy API, realistic load", ("direct", "proxy"),
                           lambda: asyncio.run(self.realistic(direct, proxy, pid)))
