@@ -182,9 +182,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if conversation is None:
             return
         branch = await database_sync_to_async(conversation.branch_with_versions)()
-        for message in branch:
-            if message.id == message_id:
-                await self._send_html(self._render("chatapp/_message.html", {"message": message, "oob": True}))
+        message = next((m for m in branch if m.id == message_id), None)
+        if message is not None:  # its cut, if any, is known now: the marks follow
+            message_html = self._render("chatapp/_message.html", {"message": message, "oob": True})
+            await self._send_html(message_html + self._cuts_html(branch))
 
     async def conversation_title(self, frame: dict) -> None:
         conversation = await Conversation.objects.filter(id=self.conversation_id).afirst()
@@ -252,9 +253,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """
         index = next((i for i, m in enumerate(branch) if m.id == first_id), 0)
         context = {"conversation": conversation, "branch": branch, "first_message": first_message}
-        if index:
-            context.update(anchor=branch[index - 1], tail=branch[index:])
-        return self._render("chatapp/_messages_swap.html", context)
+        if not index:
+            return self._render("chatapp/_messages_swap.html", context)
+        context.update(anchor=branch[index - 1], tail=branch[index:])
+        # The messages kept may carry marks of answers that are gone (a regeneration's, an edit's).
+        return self._render("chatapp/_messages_swap.html", context) + self._cuts_html(branch)
+
+    def _cuts_html(self, branch: list[Message]) -> str:
+        """The marks of where the model's memory began, for `branch` (from branch_with_versions) as a whole."""
+        cuts = [m.id for m in branch if m.cut_before]
+        return self._render("chatapp/_context_cuts.html", {"cuts": cuts})
 
     def _render(self, template: str, context: dict) -> str:
         with translation.override(self.language):

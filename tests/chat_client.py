@@ -27,6 +27,8 @@ _ARTICLE = re.compile(r'<article id="m-(\d+)"[^>]*data-role="(\w+)" data-status=
 _TAG = re.compile(r"<[^>]+>")
 _WHOLE_BRANCH = re.compile(r'<div id="messages"[^>]*hx-swap-oob="true"')
 _BRANCH_TAIL = re.compile(r'<div hx-swap-oob="beforeend:#messages" data-branch-after="(\d+)">')
+_CUT_MARK = re.compile(r'<p class="context-cut"[^>]*>[^<]*</p>\s*<article id="m-(\d+)"')
+_CUTS = re.compile(r'<div id="context-cuts"[^>]*data-cuts="([\d ]*)"')
 
 
 def visible_text(fragment: str) -> str:
@@ -82,20 +84,30 @@ class ShownPage:
     notices: list[str] = field(default_factory=list)
     order: list[int] = field(default_factory=list)  # the message ids in #messages, top to bottom, as chat.js keeps them
     out_of_date: bool = False  # a branch came after a message this page does not show: chat.js reloads
+    cuts: list[int] = field(default_factory=list)  # the messages marked "Earlier messages were left out here"
 
     def last_assistant_id(self) -> int:
         return max(k for k, m in self.shown.items() if m.role == "assistant")
 
+    def load(self, page: str) -> None:
+        """Start from the chat page as served over HTTP."""
+        self.order = [int(found[0]) for found in _ARTICLE.findall(page)]
+        self.cuts = [int(found) for found in _CUT_MARK.findall(page)]
+
     def apply(self, frame: str) -> None:
         articles = [int(found[0]) for found in _ARTICLE.findall(frame)]
+        marked = [int(found) for found in _CUT_MARK.findall(frame)]
         if _WHOLE_BRANCH.search(frame):
-            self.order = articles
+            self.order, self.cuts = articles, marked
         elif tail := _BRANCH_TAIL.search(frame):
             after = int(tail[1])
             if after in self.order:
                 self.order = self.order[: self.order.index(after) + 1] + articles
+                self.cuts = [cut for cut in self.cuts if cut in self.order] + marked
             else:
                 self.out_of_date = True
+        if cuts := _CUTS.search(frame):  # chat.js moves every mark to the messages listed
+            self.cuts = [int(cut) for cut in cuts[1].split() if int(cut) in self.order]
         for message_id, role, status, body in _ARTICLE.findall(frame):
             message = self.shown.setdefault(int(message_id), ShownMessage())
             message.role, message.status, message.html = role, status, body

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import CI
-from tests.fake_upstream import FakeUpstream, Hang, Stream, openai_text_stream
+from tests.fake_upstream import FakeUpstream, Hang, Stream, model_entry, openai_text_stream
 from tests.live_server import PASSWORD, AppServer, base_env, prepared_database
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -45,8 +45,9 @@ def app(tmp_path_factory, upstream_server):
         DATABASE_URL=f"sqlite:///{database}",
         OPENROUTER_API_KEY="sk-or-browser",
         OPENROUTER_URL=upstream_server.url,
-        CUSTOM_MODELS="-all,+fake/model@OpenRouter=Fake Model",
+        CUSTOM_MODELS="-all,+fake/model@OpenRouter=Fake Model,+fake/small@OpenRouter=Small Model",
     )
+    upstream_server.models.append(model_entry("fake/small", "Small", context_length=14000))
     prepared_database(env)
     server = AppServer(env).start()
     yield server
@@ -294,6 +295,29 @@ def test_regenerate_and_edit_make_versions(page, upstream_server):
     # Over the socket, once each: no form was also posted (the page never left).
     assert page.url == url and len(upstream_server.chat_requests) == asked + 2
     assert upstream_server.chat_requests[-1].json["messages"][-1]["content"] == "A better question"
+
+
+def test_the_mark_of_a_cut_history_comes_and_goes_with_its_answer(page, upstream_server):
+    upstream_server.enqueue(*(Stream(openai_text_stream(f"Answer {n}.")) for n in range(4)))
+    page.get_by_label("Model", exact=True).select_option("fake/small@openrouter")  # 14,000 tokens: two questions fit
+    for n in range(3):
+        _send(page, f"Question {n} " + "x" * 14000)
+        expect(page.locator('[data-role="assistant"][data-status="done"]')).to_have_count(n + 1)
+    mark = page.locator("#messages .context-cut")
+    expect(mark).to_have_count(1)  # the third answer was sent from question 1 on: said as it is done
+    expect(page.locator("#messages .context-cut + article")).to_contain_text("Question 1")
+    page.reload()
+    expect(mark).to_have_count(1)
+    expect(page.locator("#messages .context-cut + article")).to_contain_text("Question 1")
+
+    question = page.locator('[data-role="user"]').last
+    question.get_by_text("Edit", exact=True).click()
+    question.get_by_role("textbox", name="Edit message").fill("A short question")
+    question.get_by_role("button", name="Save and send").click()
+    expect(_last_answer(page)).to_have_attribute("data-status", "done")
+    expect(_last_answer(page).locator('[data-part="content"]')).to_have_text("Answer 3.")
+    expect(mark).to_have_count(0)  # all of it fits now: the old answer's mark went with it
+    assert len(upstream_server.chat_requests[-1].json["messages"]) == 5
 
 
 def test_without_javascript_a_chat_can_send_regenerate_edit_and_stop(browser, app, upstream_server):

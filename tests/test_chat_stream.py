@@ -546,6 +546,35 @@ async def test_a_long_history_is_cut_to_the_models_window_and_the_cut_recorded(a
     assert messages[-1].context_start_id == next(m.id for m in messages if m.content.startswith("question 1"))
 
 
+async def test_the_marks_of_a_cut_history_follow_the_branch_in_every_tab(alice, openrouter, async_client):
+    """A new answer's mark comes when it is done; an edit that makes the history fit takes it away."""
+    openrouter.models = [model_entry("fake/model", "Fake", context_length=14000)]  # two of the three exchanges fit
+    openrouter.enqueue(Stream(openai_text_stream("Short answer."), delay=0.005), Stream(openai_text_stream("Fits.")))
+    chat = await _long_conversation(alice)
+    await async_client.aforce_login(alice)
+    page = (await async_client.get(f"/c/{chat.id}/")).content.decode()
+    tabs = [(await open_chat(alice, chat.id))[0] for _ in range(2)]
+    for tab in tabs:
+        tab.load(page)
+    assert tabs[0].cuts == [] and len(tabs[0].order) == 6
+
+    await tabs[0].send(action="send", message="And now?", model=MODEL)
+    await tabs[0].until(lambda tab: any(m.role == "assistant" for m in tab.shown.values()))
+    for tab in tabs:  # the other tab follows through the generation's snapshot
+        await tab.until_status(tabs[0].last_assistant_id(), "done")
+    question_1, question_2 = [m.id for m in await _messages(chat.id) if m.content.startswith(("question 1", "question 2"))]
+    assert [tab.cuts for tab in tabs] == [[question_1]] * 2
+
+    await tabs[0].send(action="edit", message_id=question_2, message="A short question 2")
+    await tabs[0].until(lambda tab: sum(m.role == "assistant" for m in tab.shown.values()) == 2)
+    for tab in tabs:
+        await tab.until_status(tabs[0].last_assistant_id(), "done")
+        assert tab.cuts == [] and len(tab.order) == 6 and not tab.out_of_date
+        await tab.close()
+    assert (await _messages(chat.id))[-1].context_start_id is None
+    reloaded = (await async_client.get(f"/c/{chat.id}/")).content.decode()
+    assert "left out here" not in reloaded and "A short question 2" in reloaded
+
 async def test_sending_into_another_users_conversation_is_refused(alice, bob, openrouter, async_client):
     chat = await Conversation.objects.acreate(owner=alice, title="Alice's")
     await async_client.aforce_login(bob)

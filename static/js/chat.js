@@ -114,6 +114,20 @@
     if (title.id === "chat-title") { document.title = title.textContent.trim() + " · Switchboard"; }
   });
 
+  // "Earlier messages were left out here": a frame lists the messages where
+  // what the models were sent began, for the branch as it now is. A
+  // regenerated answer's mark goes with it; a new answer's comes when it is done.
+  onSwappedIn(function (cuts) {
+    if (cuts.id !== "context-cuts") { return; }
+    var list = messages();
+    var mark = cuts.querySelector(".context-cut");
+    list.querySelectorAll(".context-cut").forEach(function (old) { old.remove(); });
+    cuts.dataset.cuts.split(" ").forEach(function (id) {
+      var message = id && document.getElementById("m-" + id);
+      if (message && message.parentElement === list) { list.insertBefore(mark.cloneNode(true), message); }
+    });
+  });
+
   // When the answer starts, the reasoning block folds to "Thought for N s".
   onSwappedIn(function (summary) {
     if (summary.matches("summary[data-collapse]")) {
