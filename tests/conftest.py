@@ -5,6 +5,7 @@ tests/fake_upstream.py and is offered as the `upstream` fixture.
 """
 
 import os
+import time
 
 import pytest
 
@@ -44,6 +45,15 @@ def alice_client(client, alice):
 def bob_client(client, bob):
     client.force_login(bob)
     return client
+
+
+@pytest.fixture
+def two_a_minute(settings):
+    """RATE_LIMIT 2/m, from a moment with 10 s of the minute left: the limit's fixed window must not roll over mid-test."""
+    left = 60 - time.time() % 60
+    if left < 10:
+        time.sleep(left)
+    settings.RATE_LIMIT = "2/m"
 
 
 @pytest.fixture(autouse=True)

@@ -444,9 +444,8 @@ async def test_the_composer_works_without_javascript(alice, openrouter, async_cl
     assert "Answered without a socket." in (await async_client.get(response.url)).content.decode()
 
 
-async def test_answers_count_against_the_rate_limit_over_the_socket_and_the_form(alice, openrouter, async_client, settings):
+async def test_answers_count_against_the_rate_limit_over_the_socket_and_the_form(alice, openrouter, async_client, two_a_minute):
     """RATE_LIMIT is per user, not per route: chat answers spend the server's key as proxied requests do."""
-    settings.RATE_LIMIT = "2/m"
     openrouter.enqueue(*(Stream(openai_text_stream("ok")) for _ in range(3)))
     for _ in range(2):
         socket, _ = await open_chat(alice, uuid.uuid4())

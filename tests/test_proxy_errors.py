@@ -217,8 +217,7 @@ def test_a_chunked_body_too_large_gets_413(live_app, openrouter, settings, token
 # 429 -------------------------------------------------------------------------
 
 
-async def test_too_many_requests_get_429_with_retry_after(openrouter, settings, token):
-    settings.RATE_LIMIT = "2/m"
+async def test_too_many_requests_get_429_with_retry_after(openrouter, two_a_minute, token):
     for _ in range(2):
         assert (await call(CHAT, BODY, token)).status_code == 200
     response = await call(CHAT, BODY, token)

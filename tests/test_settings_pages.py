@@ -501,8 +501,7 @@ async def test_test_connection_under_asgi(async_client, alice, served_openrouter
 
 
 @pytest.mark.django_db
-def test_test_connection_counts_against_the_rate_limit(alice_client, served_openrouter, settings):
-    settings.RATE_LIMIT = "2/m"
+def test_test_connection_counts_against_the_rate_limit(alice_client, served_openrouter, two_a_minute):
     for _ in range(2):
         assert "Connected: 4 models." in _test_connection(alice_client)
     card = _card(_test_connection(alice_client))
