@@ -39,8 +39,8 @@ bench: install-dev compilemessages
 	$(PY) -m bench $(foreach peer,$(PEER),--peer $(peer))
 
 messages: $(VENV)/.installed
-	$(PY) manage.py makemessages -l zh_Hans -l da --ignore '.venv/*' --ignore 'tests/*' --ignore 'bench/*' --no-obsolete
-	$(PY) manage.py makemessages -d djangojs -l zh_Hans -l da --ignore '.venv/*' --ignore 'staticfiles/*' --ignore 'static/vendor/*' --ignore 'tests/*' --ignore 'bench/*' --no-obsolete
+	$(PY) manage.py makemessages -l en -l zh_Hans -l da --ignore '.venv/*' --ignore 'tests/*' --ignore 'bench/*' --no-obsolete
+	$(PY) manage.py makemessages -d djangojs -l en -l zh_Hans -l da --ignore '.venv/*' --ignore 'staticfiles/*' --ignore 'static/vendor/*' --ignore 'tests/*' --ignore 'bench/*' --no-obsolete
 
 # KaTeX typesets math in the browser; its files are committed under
 # static/vendor/katex (no CDN). This refreshes them from the npm registry:

@@ -143,8 +143,11 @@ def placeholders(text: str, flags: set[str]) -> tuple[list[str], tuple[tuple[str
     return found, (tuple(sorted(named)), tuple(positional))
 
 
-def entry_problems(entries: list[Entry]) -> list[str]:
-    """Problems of the entries themselves, each prefixed with its line number."""
+def entry_problems(entries: list[Entry], source_language: bool = False) -> list[str]:
+    """Problems of the entries themselves, each prefixed with its line number.
+
+    In the source language's catalogue an empty msgstr is no problem: it shows the msgid.
+    """
     problems = []
     header = next((entry for entry in entries if entry.is_header), None)
     nplurals = None
@@ -162,7 +165,8 @@ def entry_problems(entries: list[Entry]) -> list[str]:
         if "fuzzy" in entry.flags:
             problems.append(f"{where}fuzzy: {shown(entry)}")
         if any(text == "" for text in entry.msgstr.values()) or not entry.msgstr:
-            problems.append(f"{where}untranslated: {shown(entry)}")
+            if not source_language:
+                problems.append(f"{where}untranslated: {shown(entry)}")
             continue
         sources = [("msgid", entry.msgid)]
         if entry.msgid_plural is not None:
@@ -277,7 +281,8 @@ def catalogue_problems(tree: Path, committed: Path = ROOT) -> list[str]:
                 for entry in _source_entries(regenerated[relative])
                 if entry.key not in present
             ]
-        problems += [f"{relative}:{problem}" for problem in entry_problems(entries)]
+        source_language = relative.parts[1] == to_locale(settings.LANGUAGE_CODE)
+        problems += [f"{relative}:{problem}" for problem in entry_problems(entries, source_language)]
         problems += [f"{relative}: {problem}" for problem in msgfmt_problems(path)]
     return problems
 
@@ -395,6 +400,13 @@ def test_entry_checks_catch_empty_fuzzy_and_wrong_placeholders():
         '"One conversation" / plural "%(count)d conversations"',
         '53: 2 plural forms, the header says 1: "%(count)d key" / plural "%(count)d keys"',
     ]
+
+
+def test_the_source_languages_catalogue_may_leave_entries_empty():
+    # English shows an empty msgstr as its msgid; fuzzy entries and wrong placeholders are problems still.
+    everything = entry_problems(read_po(BROKEN))
+    assert entry_problems(read_po(BROKEN), source_language=True) == [p for p in everything if "untranslated" not in p]
+    assert '11: untranslated: "Empty"' in everything and len(everything) > 2
 
 
 def test_reader_joins_continued_lines_and_keeps_context():
