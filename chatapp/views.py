@@ -3,6 +3,7 @@ from datetime import timedelta
 
 from asgiref.sync import sync_to_async
 from django.contrib import messages
+from django.core.cache import cache
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -22,6 +23,7 @@ from providers.model_table import ModelTable
 CONVERSATIONS_PER_PAGE = 30
 UNDO_WINDOW = timedelta(hours=1)  # how long a deleted conversation can be restored
 UNUSED_CHAT_DAYS = 1  # a chat given settings but no message is dropped after this long untouched
+PURGE_EVERY = timedelta(minutes=10)  # per user: the list is asked for on every search keystroke and page
 
 
 def _get_conversation_for_user(request: HttpRequest, conversation_id) -> Conversation:
@@ -146,11 +148,22 @@ async def stop(request: HttpRequest, conversation_id) -> HttpResponse:
 @require_GET
 def conversation_list(request: HttpRequest) -> HttpResponse:
     """The sidebar list: a page of it, filtered by the search box."""
+    _purge(request.user)
+    return _render_list(request, request.GET.get("q", "")[:200], request.GET.get("page"))
+
+
+def _purge(user) -> None:
+    """Drop the user's chats deleted past undoing, and those given settings but never a message.
+
+    At most once per PURGE_EVERY: two DELETE queries are housekeeping, not
+    something every keystroke in the search box should pay for.
+    """
+    if not cache.add(f"chats-purged:{user.pk}", True, PURGE_EVERY.total_seconds()):
+        return
     now = timezone.now()
-    mine = Conversation.objects.filter(owner=request.user)
+    mine = Conversation.objects.filter(owner=user)
     mine.filter(deleted_at__lt=now - UNDO_WINDOW).delete()
     mine.filter(current_leaf=None, messages=None, updated_at__lt=now - timedelta(days=UNUSED_CHAT_DAYS)).delete()
-    return _render_list(request, request.GET.get("q", "")[:200], request.GET.get("page"))
 
 
 def _render_list(request: HttpRequest, query: str = "", page: str | None = None) -> HttpResponse:

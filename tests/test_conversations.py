@@ -6,6 +6,7 @@ from datetime import timedelta
 import pytest
 from asgiref.sync import sync_to_async
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from chatapp.models import Conversation, Message
@@ -108,6 +109,22 @@ def test_a_chat_given_settings_but_never_a_message_is_dropped_after_a_day(alice_
     Conversation.objects.filter(pk__in=[stale.pk, used.pk]).update(updated_at=two_days_ago)
     alice_client.get("/c/list/")
     assert set(Conversation.objects.values_list("pk", flat=True)) == {fresh.pk, used.pk}
+
+
+@pytest.mark.django_db
+def test_chats_deleted_past_undoing_are_dropped_by_the_list_at_most_every_ten_minutes(alice_client, alice):
+    old, recent, later = (_chat(alice, title) for title in ("Deleted long ago", "Just deleted", "Deleted later"))
+    now = timezone.now()
+    Conversation.objects.filter(pk=old.pk).update(deleted_at=now - timedelta(hours=2))
+    Conversation.objects.filter(pk=recent.pk).update(deleted_at=now - timedelta(minutes=5))
+    alice_client.get("/c/list/")
+    assert set(Conversation.objects.values_list("title", flat=True)) == {"Just deleted", "Deleted later"}
+
+    Conversation.objects.filter(pk=later.pk).update(deleted_at=now - timedelta(hours=2))
+    with CaptureQueriesContext(connection) as searching:
+        alice_client.get("/c/list/", {"q": "deleted"})
+    assert not [q for q in searching.captured_queries if q["sql"].startswith("DELETE")]
+    assert Conversation.objects.filter(pk=later.pk).exists()  # until the next purge
 
 
 @pytest.mark.django_db
