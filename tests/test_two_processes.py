@@ -11,6 +11,7 @@ import json
 import os
 import uuid
 
+import httpx
 import psycopg
 import pytest
 import redis
@@ -152,7 +153,12 @@ async def test_a_stop_sent_through_the_other_process_stops_the_generation(two_se
     assert _answer(first.page).content == "never ending"
 
 
-def _page(server: AppServer, chat_id: uuid.UUID, cookies: dict[str, str]) -> str:
-    import httpx
+async def test_health_is_ok_while_a_socket_listens(two_servers):
+    a, _b = two_servers
+    async with Socket(a, uuid.uuid4(), a.signed_in_cookies()):
+        response = await asyncio.to_thread(httpx.get, f"{a.url}/healthz", timeout=10)
+    assert response.json() == {"status": "ok", "database": "ok", "channel_layer": "ok"}
 
+
+def _page(server: AppServer, chat_id: uuid.UUID, cookies: dict[str, str]) -> str:
     return httpx.get(f"{server.url}/c/{chat_id}/", cookies=cookies, timeout=10).text
