@@ -9,6 +9,8 @@
   imported conversation file) through the email package, and parses the
   Content-Type of every POST with an email message object. That last part
   alone was ~5% of the proxy API's time per request in the benchmark.
+- Listens for tokens and keys that another process says changed
+  (providers.api_auth: its memory of them must not outlive a revocation).
 """
 
 import sys
@@ -22,10 +24,14 @@ def served_by_daphne() -> bool:
 
 
 def start() -> None:
+    from twisted.internet import reactor
+
     from chatapp.generation import interrupt_orphans_at_start
+    from providers.api_auth import listen_for_forgetting
 
     leave_forms_to_django()
     interrupt_orphans_at_start()
+    reactor.callLater(0, listen_for_forgetting)  # once the loop runs
 
 
 def leave_forms_to_django() -> None:

@@ -3,9 +3,15 @@
 A personal token (`sb-...`) as `Authorization: Bearer` or `x-api-key`; never
 the session. Both look-ups are remembered for CACHE_SECONDS per process, so
 a warm request touches no database at all (with PostgreSQL and no
-CONN_MAX_AGE, a query also costs a new connection). The price: a revoked
-token, or a key changed by another server process, may still be used for
-that long. A key saved or deleted in this process is forgotten at once.
+CONN_MAX_AGE, a query also costs a new connection).
+
+A change that must act at once is forgotten as its transaction commits: a
+token revoked or deleted, a user deactivated, a stored key saved or
+removed. In this process directly; in the others (with REDIS_URL several
+serve the API) through the channel layer, which every Daphne process
+listens to (`listen_for_forgetting`, started by chatapp.serving). Should
+that message be lost, what a process remembers still expires within
+CACHE_SECONDS.
 
 Requests that miss together share one look-up: a burst of a hundred streams
 arriving as the remembered token expires must not queue a hundred queries
@@ -15,12 +21,18 @@ token was remembered).
 """
 
 import asyncio
+import contextlib
 import dataclasses
 import hashlib
+import logging
 import time
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Collection, Hashable
 
+from asgiref.sync import async_to_sync
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from django.http import HttpRequest
@@ -33,8 +45,14 @@ from providers.database import database_sync_to_async
 from providers.models import ProviderCredential
 from providers.registry import Provider
 
+logger = logging.getLogger(__name__)
+
 CACHE_SECONDS = 5.0
 _CACHE_SIZE = 10_000
+FORGET_GROUP = "api-auth-forget"
+REJOIN_SECONDS = 3600.0  # channels-redis drops a group's members after a day unless they join again
+RETRY_SECONDS = 5.0  # after the channel layer failed (Redis restarting)
+_WHAT = ("tokens", "every_token", "credentials_of")  # what a message to FORGET_GROUP may name
 
 
 class _Memory:
@@ -136,11 +154,82 @@ _resolve_endpoint = database_sync_to_async(resolve_endpoint)
 
 
 def forget() -> None:
-    """Drop every remembered token and credential (tests; a revocation that must act at once)."""
+    """Drop every remembered token and credential, in this process."""
     _users.forget()
     _endpoints.forget()
 
 
+# Forgetting everywhere ---------------------------------------------------------
+
+
+def _forget_here(tokens: Collection[str] = (), every_token: bool = False, credentials_of: int | None = None) -> None:
+    """`tokens`: sha256 digests; `credentials_of`: a user id whose endpoints go."""
+    if every_token:
+        _users.forget()
+    elif tokens:
+        _users.forget(lambda key: key in tokens)
+    if credentials_of is not None:
+        _endpoints.forget(lambda key: key[0] == credentials_of)
+
+
+def forget_everywhere(**what) -> None:
+    """Forget `what` (as _forget_here takes it) here now; once the transaction commits, here and everywhere.
+
+    Here twice: a look-up made before the commit read the rows as they were.
+    """
+    _forget_here(**what)
+    transaction.on_commit(lambda: _forget_and_tell(what), robust=True)
+
+
+def _forget_and_tell(what: dict) -> None:
+    _forget_here(**what)
+    layer = get_channel_layer()
+    if layer is None or isinstance(layer, InMemoryChannelLayer):
+        return  # no other process shares this layer
+    try:
+        async_to_sync(layer.group_send)(FORGET_GROUP, {"type": "api_auth.forget", **what})
+    except Exception:  # the revocation itself stands: the others' memory expires within CACHE_SECONDS
+        logger.warning("could not tell the other processes what to forget", exc_info=True)
+
+
+def listen_for_forgetting() -> asyncio.Task | None:
+    """In a server process, on its loop: forget what any process says changed."""
+    layer = get_channel_layer()
+    if layer is None or isinstance(layer, InMemoryChannelLayer):
+        return None
+    return asyncio.get_running_loop().create_task(_listen(layer), name="api-auth-forget")
+
+
+async def _listen(layer) -> None:
+    while True:
+        try:
+            channel = await layer.new_channel()
+            while True:
+                await layer.group_add(FORGET_GROUP, channel)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(REJOIN_SECONDS):
+                        while True:
+                            message = await layer.receive(channel)
+                            _forget_here(**{key: message[key] for key in _WHAT if key in message})
+        except Exception:
+            logger.warning("not listening for what to forget; again in %s s", RETRY_SECONDS, exc_info=True)
+            await asyncio.sleep(RETRY_SECONDS)
+
+
+@receiver([post_save, post_delete], sender=ApiToken, dispatch_uid="api_auth_forget_token")
+def _forget_token(sender, instance: ApiToken, created: bool = False, update_fields=None, **kwargs) -> None:
+    if not created and (update_fields is None or "revoked_at" in update_fields):
+        forget_everywhere(tokens=[instance.token_hash])
+
+
+@receiver(post_save, sender=get_user_model(), dispatch_uid="api_auth_forget_user")
+def _forget_user(sender, instance, created: bool, update_fields=None, **kwargs) -> None:
+    # Deactivated (or anything else an admin saved): their tokens are refused from now on.
+    # Signing in saves only last_login, and forgets nothing.
+    if not created and (update_fields is None or "is_active" in update_fields):
+        forget_everywhere(every_token=True)
+
+
 @receiver([post_save, post_delete], sender=ProviderCredential, dispatch_uid="api_auth_forget_credential")
 def _forget_credentials_of(sender, instance: ProviderCredential, **kwargs) -> None:
-    _endpoints.forget(lambda key: key[0] == instance.user_id)
+    forget_everywhere(credentials_of=instance.user_id)

@@ -11,13 +11,12 @@ import socket
 import httpx
 import pytest
 from asgiref.sync import sync_to_async
-from django.test import AsyncClient
+from django.test import AsyncClient, Client
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from accounts.models import ApiToken
-from providers import api_auth
 from providers.models import ProviderCredential
 from tests.conftest import OPENROUTER_SERVER_KEY
 from tests.fake_upstream import Hang, Status, openai_text_stream
@@ -109,11 +108,26 @@ async def test_a_missing_or_bad_token_gets_401(openrouter, token):
     assert not openrouter.chat_requests
 
 
-async def test_a_revoked_token_gets_401(openrouter, token):
-    assert (await call(CHAT, BODY, token)).status_code == 200
-    await sync_to_async(lambda: ApiToken.objects.get().revoke())()
-    api_auth.forget()  # tokens are remembered for a few seconds per process
+@pytest.mark.parametrize("how", ["revoked", "deleted", "revoked in the admin", "owner deactivated"])
+async def test_a_token_taken_away_gets_401_at_once(openrouter, token, alice, how):
+    assert (await call(CHAT, BODY, token)).status_code == 200  # and remembered for a few seconds
+    await sync_to_async(_take_away)(await ApiToken.objects.aget(), how, alice)
     openai_error(await call(CHAT, BODY, token), 401, "invalid_token")
+
+
+def _take_away(token: ApiToken, how: str, admin_user) -> None:
+    if how == "revoked":
+        token.revoke()
+    elif how == "deleted":
+        token.delete()
+    elif how == "revoked in the admin":
+        client = Client()
+        client.force_login(admin_user)
+        response = client.post("/admin/accounts/apitoken/", {"action": "revoke_tokens", "_selected_action": [token.pk]})
+        assert response.status_code == 302 and ApiToken.objects.get().is_revoked
+    else:
+        token.user.is_active = False
+        token.user.save()
 
 
 async def test_a_session_does_not_authenticate(openrouter, carol):

@@ -9,6 +9,8 @@ locally the test skips when they are down, under CI it fails.
 import asyncio
 import json
 import os
+import re
+import time
 import uuid
 
 import httpx
@@ -20,7 +22,7 @@ import websockets
 from tests.chat_client import ShownPage
 from tests.conftest import needs_service
 from tests.fake_upstream import FakeUpstream, Hang, Stream, openai_text_stream
-from tests.live_server import AppServer, base_env, prepared_database
+from tests.live_server import AppServer, base_env, manage, prepared_database
 
 PG_SERVER = os.environ.get("PG_URL", "postgres://postgres@127.0.0.1:5432")
 REDIS_URL = os.environ.get("REDIS_TEST_URL", "redis://127.0.0.1:6379/3")
@@ -158,6 +160,24 @@ async def test_health_is_ok_while_a_socket_listens(two_servers):
     async with Socket(a, uuid.uuid4(), a.signed_in_cookies()):
         response = await asyncio.to_thread(httpx.get, f"{a.url}/healthz", timeout=10)
     assert response.json() == {"status": "ok", "database": "ok", "channel_layer": "ok"}
+
+
+def test_a_token_revoked_through_one_process_is_refused_by_the_other_at_once(two_servers):
+    """B remembers a token it has just accepted for a few seconds; A's revocation makes it forget."""
+    a, b = two_servers
+    raw = manage(a.env, "create_api_token", "alice", "--name", "two processes").strip()
+    with httpx.Client(base_url=a.url, cookies=a.signed_in_cookies(), timeout=10) as settings_page:
+        page = settings_page.get("/settings/tokens/").text
+        revoke = re.search(r'action="(/settings/tokens/\d+/revoke/)"', page)[1]
+        csrf = page.split('name="csrfmiddlewaretoken" value="')[1].split('"')[0]
+        models = {"Authorization": f"Bearer {raw}"}
+        assert httpx.get(f"{b.url}/api/openrouter/v1/models", headers=models).status_code == 200
+        assert settings_page.post(revoke, data={"csrfmiddlewaretoken": csrf}).status_code == 302
+    revoked = time.monotonic()
+    while (status := httpx.get(f"{b.url}/api/openrouter/v1/models", headers=models).status_code) == 200:
+        assert time.monotonic() - revoked < 2.0, "B kept accepting the revoked token (it remembers one 5 s)"
+        time.sleep(0.05)
+    assert status == 401
 
 
 def _page(server: AppServer, chat_id: uuid.UUID, cookies: dict[str, str]) -> str:
