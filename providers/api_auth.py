@@ -192,12 +192,17 @@ def _forget_and_tell(what: dict) -> None:
         logger.warning("could not tell the other processes what to forget", exc_info=True)
 
 
+_listening: asyncio.Task | None = None  # held: the loop keeps only a weak reference to a task
+
+
 def listen_for_forgetting() -> asyncio.Task | None:
     """In a server process, on its loop: forget what any process says changed."""
+    global _listening
     layer = get_channel_layer()
     if layer is None or isinstance(layer, InMemoryChannelLayer):
         return None
-    return asyncio.get_running_loop().create_task(_listen(layer), name="api-auth-forget")
+    _listening = asyncio.get_running_loop().create_task(_listen(layer), name="api-auth-forget")
+    return _listening
 
 
 async def _listen(layer) -> None:
