@@ -183,9 +183,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         branch = await database_sync_to_async(conversation.branch_with_versions)()
         message = next((m for m in branch if m.id == message_id), None)
-        if message is not None:  # its cut, if any, is known now: the marks follow
-            message_html = self._render("chatapp/_message.html", {"message": message, "oob": True})
-            await self._send_html(message_html + self._cuts_html(branch))
+        if message is None:
+            return
+        html = self._render("chatapp/_message.html", {"message": message, "oob": True})
+        if message.context_start_id:  # its cut is known now; the frame that showed it start cleared the others
+            html += self._cuts_html(branch)
+        await self._send_html(html)
 
     async def conversation_title(self, frame: dict) -> None:
         conversation = await Conversation.objects.filter(id=self.conversation_id).afirst()

@@ -5,7 +5,7 @@ from asgiref.sync import sync_to_async
 from django.contrib import messages
 from django.core.cache import cache
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -263,11 +263,8 @@ def conversation_settings(request: HttpRequest, conversation_id) -> HttpResponse
 
 def _chat_or_new(request: HttpRequest, conversation_id, providers, table) -> Conversation:
     """The user's chat, or, for an id no chat has yet, an unsaved new one; anyone else's is a 404."""
-    chat = Conversation.objects.filter(id=conversation_id).first()
-    if chat is None:
-        model = default_model_ref(request.user, providers, table)
-        return Conversation(id=conversation_id, owner=request.user, model=model)
-    if chat.owner_id != request.user.id or chat.deleted_at is not None:
-        raise Http404
-    return chat
+    if Conversation.objects.filter(id=conversation_id).exists():
+        return _get_conversation_for_user(request, conversation_id)
+    model = default_model_ref(request.user, providers, table)
+    return Conversation(id=conversation_id, owner=request.user, model=model)
 

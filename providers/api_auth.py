@@ -181,11 +181,16 @@ def forget_everywhere(**what) -> None:
     transaction.on_commit(lambda: _forget_and_tell(what), robust=True)
 
 
+def _shared_layer():
+    """The channel layer, when other processes share it (REDIS_URL); else None."""
+    layer = get_channel_layer()
+    return None if layer is None or isinstance(layer, InMemoryChannelLayer) else layer
+
+
 def _forget_and_tell(what: dict) -> None:
     _forget_here(**what)
-    layer = get_channel_layer()
-    if layer is None or isinstance(layer, InMemoryChannelLayer):
-        return  # no other process shares this layer
+    if (layer := _shared_layer()) is None:
+        return
     try:
         async_to_sync(layer.group_send)(FORGET_GROUP, {"type": "api_auth.forget", **what})
     except Exception:  # the revocation itself stands: the others' memory expires within CACHE_SECONDS
@@ -198,8 +203,7 @@ _listening: asyncio.Task | None = None  # held: the loop keeps only a weak refer
 def listen_for_forgetting() -> asyncio.Task | None:
     """In a server process, on its loop: forget what any process says changed."""
     global _listening
-    layer = get_channel_layer()
-    if layer is None or isinstance(layer, InMemoryChannelLayer):
+    if (layer := _shared_layer()) is None:
         return None
     _listening = asyncio.get_running_loop().create_task(_listen(layer), name="api-auth-forget")
     return _listening
