@@ -27,6 +27,7 @@ import time
 import httpcore
 import httpx
 
+from providers.http11 import JoiningHTTPConnection
 from providers.network import AsyncioBackend
 
 SWEEP_SECONDS = 1.0
@@ -34,6 +35,23 @@ SWEEP_SECONDS = 1.0
 
 class ConnectionPool(httpcore.AsyncConnectionPool):
     _next_sweep = 0.0
+
+    def create_connection(self, origin: httpcore.Origin) -> httpcore.AsyncConnectionInterface:
+        if self._proxy is not None:
+            return super().create_connection(origin)
+        # httpcore's own, with a chunked body handed over a read at a time (providers.http11).
+        return JoiningHTTPConnection(
+            origin=origin,
+            ssl_context=self._ssl_context,
+            keepalive_expiry=self._keepalive_expiry,
+            http1=self._http1,
+            http2=self._http2,
+            retries=self._retries,
+            local_address=self._local_address,
+            uds=self._uds,
+            network_backend=self._network_backend,
+            socket_options=self._socket_options,
+        )
 
     def _assign_requests_to_connections(self) -> list[httpcore.AsyncConnectionInterface]:
         if self._http2:
