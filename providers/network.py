@@ -7,11 +7,12 @@ scope around each call, even when the bytes are already there or the write
 goes straight out. Under a burst of requests that is a trip to the back of
 the loop's queue per read and per write, and much of httpx's CPU per request.
 
-This backend uses a plain asyncio.Protocol: a read returns at once what has
-arrived and only waits when nothing has, a write hands its bytes to the
-transport and only waits when the transport asks us to stop writing. A
-timeout is one timer on that wait. TLS is asyncio's (`loop.start_tls`), the
-same OpenSSL with the same context httpx gives us.
+This backend uses a plain asyncio.Protocol: a read returns at once all that
+has arrived since the last one (so a body read by a busy caller comes in as
+few pieces as it can) and only waits when nothing has, a write hands its
+bytes to the transport and only waits when the transport asks us to stop
+writing. A timeout is one timer on that wait. TLS is asyncio's
+(`loop.start_tls`), the same OpenSSL with the same context httpx gives us.
 """
 
 import asyncio
@@ -89,9 +90,19 @@ class _Connection(asyncio.Protocol):
         self._wake_writer()
 
     def take(self, max_bytes: int) -> bytes:
-        data = self.chunks.popleft()
+        """All that has arrived, up to `max_bytes`, as one piece."""
+        chunks = self.chunks
+        data = chunks.popleft()
+        if chunks and len(data) < max_bytes:
+            pieces = [data]
+            size = len(data)
+            while chunks and size < max_bytes:
+                data = chunks.popleft()
+                pieces.append(data)
+                size += len(data)
+            data = b"".join(pieces)
         if len(data) > max_bytes:
-            self.chunks.appendleft(data[max_bytes:])
+            chunks.appendleft(data[max_bytes:])
             data = data[:max_bytes]
         self.buffered -= len(data)
         if self.reading_paused and self.buffered <= READ_HIGH_WATER // 4:

@@ -271,46 +271,21 @@ async def open_upstream(
         await response.aclose()
 
 
-async def coalesced(response: httpx.Response) -> AsyncIterator[bytes]:
+def coalesced(response: httpx.Response) -> AsyncIterator[bytes]:
     """The response body as it arrives, with whatever arrived together joined into one piece.
 
-    httpcore hands over an HTTP chunk at a time, and an upstream streams a
-    token per chunk. Relayed one by one, every token pays for the whole way
-    out (Django's streaming response, Daphne, Twisted) even when a hundred
-    came in one read. Here a task reads the body into a buffer while the
-    caller takes out all that has gathered since it last looked: one piece
-    per read under load, one per token when tokens come slowly.
+    An upstream streams a token per HTTP chunk. Relayed one by one, every
+    token would pay for the whole way out (Django's streaming response,
+    Daphne, Twisted) even when a hundred came in one read. Our transport
+    joins them as it reads: a read takes all the socket delivered since the
+    last one (providers.network), and all the whole chunks in it become one
+    piece (providers.http11). So a caller busy relaying one piece gets all
+    that came meanwhile as the next: one piece per read under load, one per
+    token when tokens come slowly.
 
-    Errors reading the body are raised to the caller as they were raised;
-    leaving early stops the reading task before the response is closed.
+    Errors reading the body are raised as httpx raises them, after the
+    pieces that came before them; closing the iterator early closes the
+    response's stream.
     """
-    buffer = bytearray()
-    ready = asyncio.Event()
     # An encoded body (an upstream that ignored `Accept-Encoding: identity`) is decoded; a plain one is not touched.
-    chunks = response.aiter_raw() if "content-encoding" not in response.headers else response.aiter_bytes()
-
-    async def read() -> None:
-        try:
-            async for chunk in chunks:
-                buffer.extend(chunk)
-                ready.set()
-        finally:
-            ready.set()  # the end, or the error, is news too
-
-    reading = asyncio.get_running_loop().create_task(read())
-    try:
-        while True:
-            await ready.wait()
-            ready.clear()
-            if buffer:
-                piece = bytes(buffer)
-                buffer.clear()
-                yield piece
-            if reading.done() and not buffer:
-                break
-        reading.result()  # the reading's error, if it ended with one
-    finally:
-        if not reading.done():
-            reading.cancel()
-            await asyncio.wait([reading])
-        await chunks.aclose()
+    return response.aiter_raw() if "content-encoding" not in response.headers else response.aiter_bytes()
