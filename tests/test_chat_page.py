@@ -63,6 +63,40 @@ def test_a_thousand_messages_render_with_a_fixed_number_of_queries(alice_client,
     assert len(many) <= 12
 
 
+@pytest.mark.parametrize(
+    ("language", "figures"),
+    [
+        ("en", ["gpt-4o", "12 → 30 tokens", "$0.00042", "TTFT 0.40 s", "10.7 tokens/s"]),
+        ("da", ["gpt-4o", "12 → 30 tokens", "$0,00042", "TTFT 0,40 s", "10,7 tokens/s"]),
+    ],
+)
+@pytest.mark.django_db
+def test_a_finished_answer_shows_its_figures_in_the_readers_number_format(alice_client, alice, language, figures):
+    chat = _conversation_with(alice, 1)
+    Message.objects.filter(role="assistant").update(
+        prompt_tokens=12, completion_tokens=30, cost="0.00042", time_to_first_token=0.4, duration=3.2,
+    )  # fmt: skip
+    alice_client.post("/i18n/setlang/", {"language": language, "next": "/"})
+
+    html = alice_client.get(chat.get_absolute_url()).content.decode()
+
+    meta = html[html.index('<span class="meta">') : html.index('<span class="message-actions">')]
+    assert [text for text in figures if text in meta] == figures
+    assert 'title="gpt-4o@openai"' in meta
+
+
+@pytest.mark.django_db
+def test_a_stopped_answer_says_so_and_a_whole_dollar_has_no_decimals(alice_client, alice):
+    chat = _conversation_with(alice, 1)
+    Message.objects.filter(role="assistant").update(status=Message.Status.STOPPED, cost="2.00000000")
+
+    html = alice_client.get(chat.get_absolute_url()).content.decode()
+
+    meta = html[html.index('<span class="meta">') : html.index('<span class="message-actions">')]
+    assert '<span class="meta-stopped">Stopped</span>' in meta and "<span>$2</span>" in meta
+    assert "tokens" not in meta and "TTFT" not in meta  # no figures the upstream never gave
+
+
 @pytest.mark.django_db
 def test_model_output_is_escaped_on_the_page(alice_client, alice):
     chat = _conversation_with(alice, 1)

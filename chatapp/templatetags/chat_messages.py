@@ -1,0 +1,53 @@
+"""`{% message_meta message %}`: the figures under a final answer (model, tokens, cost, speed).
+
+A conversation page draws them under every answer: 500 times on a page of
+1,000 messages. As a template partial they took a third of such a page's
+server time (three `blocktranslate`s and three `floatformat`s per answer,
+each a walk through Django's template machinery). Here they are the same
+markup, from the same translated strings, with numbers formatted as
+`floatformat` formats them, in a fraction of that time.
+"""
+
+from decimal import ROUND_HALF_UP, Decimal
+
+from django import template
+from django.utils.formats import number_format
+from django.utils.html import format_html
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext
+
+register = template.Library()
+
+
+def _decimals(value: float | Decimal, places: int) -> str:
+    """As `value|floatformat:places`: rounded half up, in the active language's number format."""
+    rounded = Decimal(str(value)).quantize(Decimal(1).scaleb(-places), ROUND_HALF_UP)
+    return number_format(rounded, places, use_l10n=True)
+
+
+def _cost(value: Decimal) -> str:
+    """As `value|floatformat:"-5"`: five decimals, none for a whole number."""
+    return number_format(int(value), 0, use_l10n=True) if value == int(value) else _decimals(value, 5)
+
+
+@register.simple_tag
+def message_meta(message) -> SafeString:
+    spans = []
+    if message.status == message.Status.STOPPED:
+        spans.append(format_html('<span class="meta-stopped">{}</span>', gettext("Stopped")))
+    if message.model:
+        spans.append(format_html('<span class="meta-model" title="{}">{}</span>', message.model, message.model_name))
+    if message.completion_tokens is not None:
+        tokens = gettext("%(prompt)s → %(completion)s tokens") % {
+            "prompt": message.prompt_tokens or 0,
+            "completion": message.completion_tokens,
+        }
+        spans.append(format_html('<span title="{}">{}</span>', gettext("Prompt tokens → completion tokens"), tokens))
+    if message.cost is not None:
+        spans.append(format_html("<span>${}</span>", _cost(message.cost)))
+    if message.time_to_first_token is not None:
+        ttft = gettext("TTFT %(seconds)s s") % {"seconds": _decimals(message.time_to_first_token, 2)}
+        spans.append(format_html('<span title="{}">{}</span>', gettext("Time to first token"), ttft))
+    if rate := message.tokens_per_second:
+        spans.append(format_html("<span>{}</span>", gettext("%(rate)s tokens/s") % {"rate": _decimals(rate, 1)}))
+    return mark_safe("\n".join(spans))
