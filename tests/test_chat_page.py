@@ -98,6 +98,19 @@ def test_a_stopped_answer_says_so_and_a_whole_dollar_has_no_decimals(alice_clien
 
 
 @pytest.mark.django_db
+def test_only_an_answer_with_reasoning_carries_a_reasoning_block(alice_client, alice):
+    chat = _conversation_with(alice, 2)
+    thought, plain = Message.objects.filter(role="assistant").order_by("id")
+    Message.objects.filter(pk=thought.pk).update(reasoning="First, <think> about it.", reasoning_duration=2.0)
+
+    html = alice_client.get(chat.get_absolute_url()).content.decode()
+
+    assert f'id="m-{thought.id}-reasoning-block"' in html
+    assert "First, &lt;think&gt; about it." in html and "Thought for 2 s" in html
+    assert f'id="m-{plain.id}-reasoning-block"' not in html
+
+
+@pytest.mark.django_db
 def test_model_output_is_escaped_on_the_page(alice_client, alice):
     chat = _conversation_with(alice, 1)
     Message.objects.filter(role="assistant").update(content="<img src=x onerror=alert(1)>", content_html="")

@@ -9,10 +9,10 @@ markup, from the same translated strings, with numbers formatted as
 """
 
 from decimal import ROUND_HALF_UP, Decimal
+from html import escape
 
 from django import template
 from django.utils.formats import number_format
-from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext
 
@@ -32,22 +32,22 @@ def _cost(value: Decimal) -> str:
 
 @register.simple_tag
 def message_meta(message) -> SafeString:
-    spans = []
+    spans = []  # every text in them escaped here, numbers included (a locale's separators are text too)
     if message.status == message.Status.STOPPED:
-        spans.append(format_html('<span class="meta-stopped">{}</span>', gettext("Stopped")))
+        spans.append(f'<span class="meta-stopped">{escape(gettext("Stopped"))}</span>')
     if message.model:
-        spans.append(format_html('<span class="meta-model" title="{}">{}</span>', message.model, message.model_name))
+        spans.append(f'<span class="meta-model" title="{escape(message.model)}">{escape(message.model_name)}</span>')
     if message.completion_tokens is not None:
         tokens = gettext("%(prompt)s → %(completion)s tokens") % {
             "prompt": message.prompt_tokens or 0,
             "completion": message.completion_tokens,
         }
-        spans.append(format_html('<span title="{}">{}</span>', gettext("Prompt tokens → completion tokens"), tokens))
+        spans.append(f'<span title="{escape(gettext("Prompt tokens → completion tokens"))}">{escape(tokens)}</span>')
     if message.cost is not None:
-        spans.append(format_html("<span>${}</span>", _cost(message.cost)))
+        spans.append(f"<span>${escape(_cost(message.cost))}</span>")
     if message.time_to_first_token is not None:
         ttft = gettext("TTFT %(seconds)s s") % {"seconds": _decimals(message.time_to_first_token, 2)}
-        spans.append(format_html('<span title="{}">{}</span>', gettext("Time to first token"), ttft))
+        spans.append(f'<span title="{escape(gettext("Time to first token"))}">{escape(ttft)}</span>')
     if rate := message.tokens_per_second:
-        spans.append(format_html("<span>{}</span>", gettext("%(rate)s tokens/s") % {"rate": _decimals(rate, 1)}))
+        spans.append(f"<span>{escape(gettext('%(rate)s tokens/s') % {'rate': _decimals(rate, 1)})}</span>")
     return mark_safe("\n".join(spans))
