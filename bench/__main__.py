@@ -1,4 +1,4 @@
-"""`python -m bench [--peer litellm|floor ...] [--profile DIR] [--output PATH] [--tiny]`: see bench/__init__.py."""
+"""`python -m bench [--only abcd] [--peer litellm|floor ...] [--profile DIR] [--output PATH] [--tiny]`: see bench/__init__.py."""
 
 import argparse
 import sys
@@ -6,7 +6,7 @@ from pathlib import Path
 
 from bench import report
 from bench.peer import PEERS
-from bench.run import Bench, Scale
+from bench.run import SCENARIOS, Bench, Scale
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -16,9 +16,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", type=Path, metavar="DIR",
                         help="sample Daphne with py-spy during each scenario; raw profiles go to DIR")  # fmt: skip
     parser.add_argument("--output", type=Path, default=report.RESULTS, help="where the JSON goes")
+    parser.add_argument("--only", default=SCENARIOS, metavar="LETTERS",
+                        help="run only these scenarios, e.g. --only b or --only cd (to compare two versions)")  # fmt: skip
     parser.add_argument("--tiny", action="store_true", help="a few streams and messages: checks the harness only")
     arguments = parser.parse_args(argv)
-    bench = Bench(Scale.tiny() if arguments.tiny else Scale(), profile_dir=arguments.profile)
+    if not arguments.only or set(arguments.only) - set(SCENARIOS):
+        parser.error(f"--only takes letters among {SCENARIOS}")
+    bench = Bench(Scale.tiny() if arguments.tiny else Scale(), profile_dir=arguments.profile, only=arguments.only)
     try:
         result = bench.run(peers=tuple(arguments.peer))
     finally:

@@ -32,6 +32,7 @@ from tests.live_server import ROOT, AppServer, base_env, free_port, manage, prep
 CHAT_MODEL = f"{MODEL}@openrouter"
 PAUSE = 0.5  # seconds between rounds: sockets closed, buffers drained
 PROXY_PATH = "/api/openrouter/v1/chat/completions"  # where scenarios a. and b. post, through Switchboard
+SCENARIOS = "abcd"
 
 
 @dataclass(frozen=True)
@@ -63,8 +64,9 @@ class Scale:
 
 
 class Bench:
-    def __init__(self, scale: Scale, profile_dir: Path | None = None, say=None) -> None:
+    def __init__(self, scale: Scale, profile_dir: Path | None = None, say=None, only: str = SCENARIOS) -> None:
         self.scale = scale
+        self.only = only  # the scenarios to run, by letter
         self.profile_dir = profile_dir
         self.say = say or self._say
         self._began = time.monotonic()
@@ -109,23 +111,28 @@ class Bench:
             server, pid = self.fresh_server(env)
             proxy = Target("switchboard", f"{server.url}{PROXY_PATH}",
                            {"Authorization": f"Bearer {token}"})  # fmt: skip
-            self.scenario("a. proxy API, realistic load", ("direct", "proxy"),
-                          lambda: asyncio.run(self.realistic(direct, proxy, pid)))
-            self.scenario("b. proxy API, saturation", ("saturation",),
-                          lambda: (asyncio.run(self.saturation(direct, proxy, pid)),))
+            if "a" in self.only:
+                self.scenario("a. proxy API, realistic load", ("direct", "proxy"),
+                              lambda: asyncio.run(self.realistic(direct, proxy, pid)))  # fmt: skip
+            if "b" in self.only:
+                self.scenario("b. proxy API, saturation", ("saturation",),
+                              lambda: (asyncio.run(self.saturation(direct, proxy, pid)),))  # fmt: skip
             # The chat and the page get a server of their own, so that their
             # figures do not depend on what the proxy scenarios left behind.
-            if self.scale.isolated:
-                server, pid = self.fresh_server(env)
             browser = chat.Browser(server.port, server.signed_in_cookies())
-            self.scenario("c. chat over WebSocket", ("chat",), lambda: (asyncio.run(self.chat(browser, pid)),))
-            self.scenario("c. memory per idle socket", ("memory",),
-                          lambda: (asyncio.run(chat.memory_per_socket(browser, pid, self.scale.idle_sockets,
-                                                                      self.scale.settle)),))  # fmt: skip
-            if self.scale.isolated:
-                server, pid = self.fresh_server(env)
-            self.scenario("d. a long conversation page", ("page",),
-                          lambda: (self.page(env, server, browser.cookies, pid),))
+            if "c" in self.only:
+                if self.scale.isolated:
+                    server, pid = self.fresh_server(env)
+                    browser = chat.Browser(server.port, server.signed_in_cookies())
+                self.scenario("c. chat over WebSocket", ("chat",), lambda: (asyncio.run(self.chat(browser, pid)),))
+                self.scenario("c. memory per idle socket", ("memory",),
+                              lambda: (asyncio.run(chat.memory_per_socket(browser, pid, self.scale.idle_sockets,
+                                                                          self.scale.settle)),))  # fmt: skip
+            if "d" in self.only:
+                if self.scale.isolated:
+                    server, pid = self.fresh_server(env)
+                self.scenario("d. a long conversation page", ("page",),
+                              lambda: (self.page(env, server, browser.cookies, pid),))  # fmt: skip
             self.retire_servers()
             for peer in peers:
                 self.peers[peer] = self.peer(peer, direct, upstream.url)
