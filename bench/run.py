@@ -117,13 +117,13 @@ class Bench:
             if "b" in self.only:
                 self.scenario("b. proxy API, saturation", ("saturation",),
                               lambda: (asyncio.run(self.saturation(direct, proxy, pid)),))  # fmt: skip
+            cookies = server.signed_in_cookies()  # the session is in the database: good on every server
             # The chat and the page get a server of their own, so that their
-            # figures do not depend on what the proxy scenarios left behind.
-            browser = chat.Browser(server.port, server.signed_in_cookies())
+            # figures do not depend on what the scenarios before them left behind.
             if "c" in self.only:
                 if self.scale.isolated:
                     server, pid = self.fresh_server(env)
-                    browser = chat.Browser(server.port, server.signed_in_cookies())
+                browser = chat.Browser(server.port, cookies)
                 self.scenario("c. chat over WebSocket", ("chat",), lambda: (asyncio.run(self.chat(browser, pid)),))
                 self.scenario("c. memory per idle socket", ("memory",),
                               lambda: (asyncio.run(chat.memory_per_socket(browser, pid, self.scale.idle_sockets,
@@ -132,7 +132,7 @@ class Bench:
                 if self.scale.isolated:
                     server, pid = self.fresh_server(env)
                 self.scenario("d. a long conversation page", ("page",),
-                              lambda: (self.page(env, server, browser.cookies, pid),))  # fmt: skip
+                              lambda: (self.page(env, server, cookies, pid),))  # fmt: skip
             self.retire_servers()
             for peer in peers:
                 self.peers[peer] = self.peer(peer, direct, upstream.url)
