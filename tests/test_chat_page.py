@@ -63,6 +63,11 @@ def test_a_thousand_messages_render_with_a_fixed_number_of_queries(alice_client,
     assert len(many) <= 12
 
 
+def _figures_line(html: str) -> str:
+    """The line under the (first) answer: model, tokens, cost, speed."""
+    return html[html.index('<span class="meta">') : html.index('<span class="message-actions">')]
+
+
 @pytest.mark.parametrize(
     ("language", "figures"),
     [
@@ -78,9 +83,7 @@ def test_a_finished_answer_shows_its_figures_in_the_readers_number_format(alice_
     )  # fmt: skip
     alice_client.post("/i18n/setlang/", {"language": language, "next": "/"})
 
-    html = alice_client.get(chat.get_absolute_url()).content.decode()
-
-    meta = html[html.index('<span class="meta">') : html.index('<span class="message-actions">')]
+    meta = _figures_line(alice_client.get(chat.get_absolute_url()).content.decode())
     assert [text for text in figures if text in meta] == figures
     assert 'title="gpt-4o@openai"' in meta
 
@@ -90,9 +93,7 @@ def test_a_stopped_answer_says_so_and_a_whole_dollar_has_no_decimals(alice_clien
     chat = _conversation_with(alice, 1)
     Message.objects.filter(role="assistant").update(status=Message.Status.STOPPED, cost="2.00000000")
 
-    html = alice_client.get(chat.get_absolute_url()).content.decode()
-
-    meta = html[html.index('<span class="meta">') : html.index('<span class="message-actions">')]
+    meta = _figures_line(alice_client.get(chat.get_absolute_url()).content.decode())
     assert '<span class="meta-stopped">Stopped</span>' in meta and "<span>$2</span>" in meta
     assert "tokens" not in meta and "TTFT" not in meta  # no figures the upstream never gave
 
