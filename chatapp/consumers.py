@@ -174,9 +174,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._show_delta(waiting)
 
     async def generation_done(self, frame: dict) -> None:
-        """The answer is final: replace it with its rendered form and versions."""
+        """The answer is final: replace it with its rendered form and versions.
+
+        A socket that never showed the answer start gets the branch from the
+        answer's question on instead: the page may have neither. That is an
+        answer started elsewhere that ended before its snapshot came back
+        here, or without a single delta (an upstream error before any token).
+        """
         message_id = frame["message_id"]
-        self.shown.pop(message_id, None)
+        shown_here = self.shown.pop(message_id, None) is not None
         self.waiting.pop(message_id, None)
         conversation = await Conversation.objects.filter(id=self.conversation_id).afirst()
         if conversation is None:
@@ -184,6 +190,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         branch = await database_sync_to_async(conversation.branch_with_versions)()
         message = next((m for m in branch if m.id == message_id), None)
         if message is None:
+            return
+        if not shown_here:
+            await self._send_html(self._branch_html(conversation, branch, message.parent_id))
             return
         html = self._render("chatapp/_message.html", {"message": message, "oob": True})
         if message.context_start_id:  # its cut is known now; the frame that showed it start cleared the others

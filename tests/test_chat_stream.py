@@ -172,6 +172,35 @@ async def test_a_second_tab_joins_mid_stream_with_no_lost_or_doubled_character(a
     await second.close()
 
 
+async def test_an_answer_that_ends_before_another_tab_saw_it_start_comes_with_its_question(
+    alice, openrouter, settings, async_client
+):
+    # A failure before any token: the generation sends no delta, only "done".
+    # A tab that never saw the question or the answer start must get both.
+    settings.UPSTREAM_MAX_TRIES = 1
+    openrouter.enqueue(Stream(openai_text_stream("First answer.")), Status(500, {"error": {"message": "Upstream down"}}))
+    chat_id = uuid.uuid4()
+    first, _ = await open_chat(alice, chat_id)
+    await first.send(action="send", message="Hello", model=MODEL)
+    await first.until(lambda tab: any(m.role == "assistant" for m in tab.shown.values()))
+    await first.until_status(first.last_assistant_id(), "done")
+    await async_client.aforce_login(alice)
+    second, _ = await open_chat(alice, chat_id)
+    second.load((await async_client.get(f"/c/{chat_id}/")).content.decode())
+
+    await first.send(action="send", message="And again?", model=MODEL)
+    await first.until(lambda tab: sum(m.role == "assistant" for m in tab.shown.values()) == 2)
+    answer_id = first.last_assistant_id()
+    failed = await first.until_status(answer_id, "error")
+
+    shown = await second.until_status(answer_id, "error")
+    assert "Upstream down" in shown.html and failed.html == shown.html
+    assert len(second.order) == 4 and not second.out_of_date
+    assert "And again?" in second.shown[second.order[2]].content
+    await first.close()
+    await second.close()
+
+
 async def test_frames_are_coalesced_to_about_twenty_per_second(alice, openrouter):
     # 200 tokens, 2 ms apart: 400 ms of stream would be 200 frames uncoalesced.
     openrouter.enqueue(Stream(openai_text_stream(" ".join(["tok"] * 200)), delay=0.002))
