@@ -168,8 +168,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.shown[message_id] = (len(frame["content"]), len(frame["reasoning"]))
         conversation, branch = await _branch_with_snapshot(self.conversation_id, frame)
         if conversation is not None:
-            question_id = next((m.parent_id for m in branch if m.id == message_id), None)
-            await self._send_html(self._branch_html(conversation, branch, question_id))
+            await self._send_html(self._from_question_html(conversation, branch, message_id))
         for waiting in self.waiting.pop(message_id, []):
             await self._show_delta(waiting)
 
@@ -192,7 +191,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if message is None:
             return
         if not shown_here:
-            await self._send_html(self._branch_html(conversation, branch, message.parent_id))
+            await self._send_html(self._from_question_html(conversation, branch, message_id))
             return
         html = self._render("chatapp/_message.html", {"message": message, "oob": True})
         if message.context_start_id:  # its cut is known now; the frame that showed it start cleared the others
@@ -270,6 +269,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
         context.update(anchor=branch[index - 1], tail=branch[index:])
         # The messages kept may carry marks of answers that are gone (a regeneration's, an edit's).
         return self._render("chatapp/_messages_swap.html", context) + self._cuts_html(branch)
+
+    def _from_question_html(self, conversation, branch: list[Message], answer_id: int) -> str:
+        """The branch from answer `answer_id`'s question on: for a page that may show neither yet."""
+        question_id = next((m.parent_id for m in branch if m.id == answer_id), None)
+        return self._branch_html(conversation, branch, question_id)
 
     def _cuts_html(self, branch: list[Message]) -> str:
         """The marks of where the model's memory began, for `branch` (from branch_with_versions) as a whole."""

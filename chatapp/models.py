@@ -4,6 +4,7 @@ from django.conf import settings
 from django.db import connection, models
 from django.urls import reverse
 from django.utils.functional import cached_property
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 
@@ -230,6 +231,15 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.role}: {self.content[:40]}"
+
+    def token_counts(self) -> str:
+        """"12 → 30 tokens" (prompt → completion), in the active language; "" before the upstream counted them."""
+        if self.completion_tokens is None:
+            return ""
+        return gettext("%(prompt)s → %(completion)s tokens") % {
+            "prompt": self.prompt_tokens or 0,
+            "completion": self.completion_tokens,
+        }
 
     @property
     def model_name(self) -> str:

@@ -131,11 +131,8 @@ def _quoted(text: str) -> list[str]:
 
 def _footer(message: Message) -> str:
     parts = [message.model] if message.model else []
-    if message.completion_tokens is not None:
-        parts.append(
-            _("%(prompt)s → %(completion)s tokens")
-            % {"prompt": message.prompt_tokens or 0, "completion": message.completion_tokens}
-        )
+    if tokens := message.token_counts():
+        parts.append(tokens)
     if message.cost is not None:
         parts.append(f"${message.cost.normalize():f}")
     if message.status not in (Message.Status.DONE, Message.Status.STREAMING):

@@ -37,11 +37,7 @@ def message_meta(message) -> SafeString:
         spans.append(f'<span class="meta-stopped">{escape(gettext("Stopped"))}</span>')
     if message.model:
         spans.append(f'<span class="meta-model" title="{escape(message.model)}">{escape(message.model_name)}</span>')
-    if message.completion_tokens is not None:
-        tokens = gettext("%(prompt)s → %(completion)s tokens") % {
-            "prompt": message.prompt_tokens or 0,
-            "completion": message.completion_tokens,
-        }
+    if tokens := message.token_counts():
         spans.append(f'<span title="{escape(gettext("Prompt tokens → completion tokens"))}">{escape(tokens)}</span>')
     if message.cost is not None:
         spans.append(f"<span>${escape(_cost(message.cost))}</span>")
