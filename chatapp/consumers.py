@@ -11,6 +11,7 @@ import logging
 import uuid
 
 from autobahn.exception import Disconnected
+from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
 from django.utils import translation
@@ -37,37 +38,40 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.close(code=4401)
             return
         self.conversation_id: uuid.UUID = self.scope["url_route"]["kwargs"]["conversation_id"]
-        if not await self._claimed():
+        owner_id, self.language, streaming = await _opening(self.conversation_id, self.scope, self.user)
+        if not await self._claim(owner_id):
             return
-        self.language = await database_sync_to_async(language_for_scope)(self.scope, self.user)
         # Per message being streamed: how many characters this socket has
         # shown, or None while it waits for the generation's snapshot.
         self.shown: dict[int, tuple[int, int] | None] = {}
         self.waiting: dict[int, list[dict]] = {}
         await self.channel_layer.group_add(generation.stream_group(self.conversation_id), self.channel_name)
         await self.accept()
-        for message_id in await _streaming_message_ids(self.conversation_id):
+        for message_id in streaming:
             await self._request_snapshot(message_id)
 
     async def dispatch(self, message: dict) -> None:
         # The page's own actions check the owner themselves (exchanges, _on_stop).
         if not self.owned and not message["type"].startswith("websocket.") and not await self._claimed():
             return
-        # Channels closes stale database connections (through a thread) before
-        # every message; a delta touches no database, and at ~20 a second per
-        # stream that hop was the largest cost of streaming to many sockets.
-        if message["type"] == "generation.delta":
-            await self.generation_delta(message)
-        else:
-            await super().dispatch(message)
+        # Not Channels' dispatch: it closes stale database connections, through
+        # the database thread, before every message. Every database call here
+        # goes through providers.database, which does that itself, and a delta
+        # (~20 a second per stream) touches no database at all.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def _claimed(self) -> bool:
+        return await self._claim(await database_sync_to_async(_owner_of)(self.conversation_id))
+
+    async def _claim(self, owner_id: int | None) -> bool:
         """Whether the conversation is still unclaimed or this user's; another user's closes the socket.
 
         An id nobody has used yet: whoever sends into it first owns it, and
         until this user is seen to (`owned`), nothing of it reaches this socket.
         """
-        owner_id = await _owner_of(self.conversation_id)
         self.owned = owner_id == self.user.id
         if owner_id is not None and not self.owned:
             await self.close(code=4404)  # the same answer as for a conversation that is not there
@@ -129,13 +133,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """
         try:
             await exchanges.acount_request(self.user)
-            conversation, answer = await database_sync_to_async(start)(self.user, self.conversation_id, *args)
+            conversation, answer, branch = await _started(start, self.user, self.conversation_id, *args)
         except exchanges.Refused as refused:
             await self._send_notice(refused.reason)
             return
         self.owned = True  # the start found it this user's (exchanges._locked)
         self.shown[answer.id] = (0, 0)
-        branch = await database_sync_to_async(conversation.branch_with_versions)()
         first_new = answer.parent_id if new_question else answer.id
         await self._send_html(
             self._branch_html(conversation, branch, first_new, first_message=new_chat and len(branch) == 2)
@@ -166,7 +169,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self.shown.get(message_id) is not None:
             return
         self.shown[message_id] = (len(frame["content"]), len(frame["reasoning"]))
-        conversation, branch = await _branch_with_snapshot(self.conversation_id, frame)
+        conversation, branch = await _branch_on_screen(self.conversation_id, frame)
         if conversation is not None:
             await self._send_html(self._from_question_html(conversation, branch, message_id))
         for waiting in self.waiting.pop(message_id, []):
@@ -183,10 +186,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         message_id = frame["message_id"]
         shown_here = self.shown.pop(message_id, None) is not None
         self.waiting.pop(message_id, None)
-        conversation = await Conversation.objects.filter(id=self.conversation_id).afirst()
-        if conversation is None:
-            return
-        branch = await database_sync_to_async(conversation.branch_with_versions)()
+        conversation, branch = await _branch_on_screen(self.conversation_id)
         message = next((m for m in branch if m.id == message_id), None)
         if message is None:
             return
@@ -199,7 +199,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self._send_html(html)
 
     async def conversation_title(self, frame: dict) -> None:
-        conversation = await Conversation.objects.filter(id=self.conversation_id).afirst()
+        conversation = await database_sync_to_async(Conversation.objects.filter(id=self.conversation_id).first)()
         if conversation is not None:
             await self._send_html(self._render("chatapp/_conversation_title.html", {"conversation": conversation}))
 
@@ -246,7 +246,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """No generation answered: if none is alive anywhere, the message was orphaned."""
         if message_id not in self.shown or self.shown[message_id] is not None:
             return
-        message = await Message.objects.filter(pk=message_id).afirst()
+        message = await database_sync_to_async(Message.objects.filter(pk=message_id).first)()
         if message is None or await generation.aresume_or_interrupt(message):
             return
         await self.generation_done({"message_id": message_id})
@@ -314,30 +314,38 @@ def _parse_action(text_data: str | None, bytes_data: bytes | None) -> dict | Non
     return action
 
 
-@database_sync_to_async
 def _owner_of(conversation_id: uuid.UUID) -> int | None:
     return Conversation.objects.filter(id=conversation_id).values_list("owner_id", flat=True).first()
 
 
-@database_sync_to_async
-def _streaming_message_ids(conversation_id: uuid.UUID) -> list[int]:
-    return list(
-        Message.objects.filter(conversation_id=conversation_id, status=Message.Status.STREAMING).values_list(
-            "id", flat=True
-        )
-    )
+# Each of these is one trip through the process's one database thread, where
+# a hundred chats starting at once wait for each other.
 
 
 @database_sync_to_async
-def _branch_with_snapshot(conversation_id: uuid.UUID, frame: dict) -> tuple[Conversation | None, list[Message]]:
-    """The branch on screen, the streaming message holding the generation's text so far."""
+def _opening(conversation_id: uuid.UUID, scope: dict, user) -> tuple[int | None, str, list[int]]:
+    """For a socket opening: the conversation's owner, the reader's language, and the answers being written."""
+    streaming = Message.objects.filter(conversation_id=conversation_id, status=Message.Status.STREAMING)
+    return _owner_of(conversation_id), language_for_scope(scope, user), list(streaming.values_list("id", flat=True))
+
+
+@database_sync_to_async
+def _started(start, *args) -> tuple[Conversation, Message, list[Message]]:
+    """Start an answer (exchanges.start_*) and read the branch it is on."""
+    conversation, answer = start(*args)
+    return conversation, answer, conversation.branch_with_versions()
+
+
+@database_sync_to_async
+def _branch_on_screen(conversation_id: uuid.UUID, snapshot: dict | None = None) -> tuple[Conversation | None, list]:
+    """The conversation and its branch with versions; with a generation's `snapshot`, its text so far in place."""
     conversation = Conversation.objects.filter(id=conversation_id).first()
     if conversation is None:
         return None, []
     branch = conversation.branch_with_versions()
     for message in branch:
-        if message.id == frame["message_id"]:
-            message.content, message.reasoning = frame["content"], frame["reasoning"]
-            message.reasoning_duration = frame["reasoning_seconds"]
+        if snapshot is not None and message.id == snapshot["message_id"]:
+            message.content, message.reasoning = snapshot["content"], snapshot["reasoning"]
+            message.reasoning_duration = snapshot["reasoning_seconds"]
     return conversation, branch
 

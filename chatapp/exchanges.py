@@ -53,16 +53,18 @@ async def acount_request(user) -> None:
 @contextmanager
 def _locked(user, conversation_id: uuid.UUID, create_with_model: str | None = None):
     with transaction.atomic():
+        created = False
         if create_with_model is None:
             conversation = Conversation.objects.select_for_update().filter(id=conversation_id).first()
         else:
-            conversation, _created = Conversation.objects.select_for_update().get_or_create(
+            conversation, created = Conversation.objects.select_for_update().get_or_create(
                 id=conversation_id, defaults={"owner": user, "model": create_with_model}
             )
         if conversation is None or conversation.owner_id != user.id or conversation.deleted_at is not None:
             raise Refused(_("This conversation was not found."))
         conversation.owner = user  # known now: the generation needs the owner and need not fetch them
-        if conversation.messages.filter(status=Message.Status.STREAMING).exists():
+        # A conversation created just now has no messages, let alone one being written.
+        if not created and conversation.messages.filter(status=Message.Status.STREAMING).exists():
             raise Refused(_("An answer is still being written. Stop it or wait for it to finish."))
         yield conversation
 

@@ -21,10 +21,12 @@ from dataclasses import dataclass, field
 
 from channels.layers import get_channel_layer
 from django.core.cache import cache
+from django.db import transaction
 from django.utils import timezone
 
 from chatapp.models import Conversation, Message
 from providers import events, shared_cache
+from providers.database import database_sync_to_async
 
 logger = logging.getLogger(__name__)
 
@@ -341,14 +343,15 @@ class Generation:
         from chatapp.rendering import render_markdown
 
         message.content_html = render_markdown(message.content)
-        await message.asave()
-        await Conversation.objects.filter(pk=self.conversation.id).aupdate(updated_at=timezone.now())
+        await _save_final(message)
         self._account(status)
 
     async def _title(self, ask_model: bool) -> None:
         """Title the conversation after its first answer, and tell its pages."""
         from chatapp.titles import atitle_conversation
 
+        if self.conversation.title:
+            return  # it had one when the answer started (read then, in chatapp.exchanges)
         title = await atitle_conversation(self.conversation.id, ask_model)
         if title:
             await self.layer.group_send(stream_group(self.conversation.id), {"type": "conversation.title"})
@@ -399,6 +402,14 @@ async def aresume_or_interrupt(message: Message) -> bool:
         status=Message.Status.INTERRUPTED, error_code="interrupted"
     )
     return False
+
+
+@database_sync_to_async
+def _save_final(message: Message) -> None:
+    """The answer as it ended, and its conversation's place in the list (by `updated_at`), in one transaction."""
+    with transaction.atomic():
+        message.save()
+        Conversation.objects.filter(pk=message.conversation_id).update(updated_at=timezone.now())
 
 
 def interrupt_orphans(conversation: Conversation | None = None) -> int:

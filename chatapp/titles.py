@@ -82,10 +82,9 @@ async def atitle_conversation(conversation_id, ask_model: bool = True) -> str | 
     the first words: no "New chat" left behind, and no title model paid for
     an exchange that did not work.
     """
-    conversation = await Conversation.objects.select_related("owner").filter(pk=conversation_id).afirst()
-    if conversation is None or conversation.title:
+    conversation, branch = await _untitled(conversation_id)
+    if conversation is None:
         return None
-    branch = await database_sync_to_async(conversation.branch)()
     question = next((m for m in branch if m.role == Message.Role.USER and m.content.strip()), None)
     if question is None:
         return None
@@ -99,6 +98,13 @@ async def atitle_conversation(conversation_id, ask_model: bool = True) -> str | 
     # Only if still untitled: the user may have renamed it in the meantime.
     saved = await Conversation.objects.filter(pk=conversation.pk, title="").aupdate(title=title)
     return title if saved else None
+
+
+@database_sync_to_async
+def _untitled(conversation_id) -> tuple[Conversation | None, list[Message]]:
+    """The conversation, with its owner, and its branch: if it has no title yet."""
+    conversation = Conversation.objects.select_related("owner").filter(pk=conversation_id, title="").first()
+    return (conversation, conversation.branch()) if conversation is not None else (None, [])
 
 
 async def _aask_title_model(conversation: Conversation, question: Message, answer: Message | None) -> str:
