@@ -193,10 +193,15 @@ def table(result: dict) -> str:
          f"{format_value(memory.get('per_socket_kb'))} KB ({memory.get('sockets', '-')} sockets)"],
     ]))  # fmt: skip
     parts.append(_table(["d. conversation page", "value"], [
-        ["messages", format_value(page.get("messages"))],
+        ["messages (on the page)", f"{format_value(page.get('messages'))} ({page.get('messages_on_page', '-')})"],
         ["server time p50 / p99", f"{_ms(page.get('server_p50_ms'))} / {_ms(page.get('server_p99_ms'))}"],
         ["page size", f"{format_value((page.get('bytes') or 0) / 1024)} KB"],
         ["SQL queries (long / short page)", f"{page.get('queries', '-')} / {page.get('queries_short', '-')}"],
+        ["earlier windows, each p50 / max (messages then)",
+         f"{page.get('earlier_windows', '-')}, {_ms(page.get('earlier_p50_ms'))} / {_ms(page.get('earlier_max_ms'))}"
+         f" ({page.get('messages_loaded', '-')})"],
+        ["whole branch in one page (?all=1) p50, size",
+         f"{_ms(page.get('whole_p50_ms'))}, {format_value((page.get('whole_bytes') or 0) / 1024)} KB"],
     ]))  # fmt: skip
     resources = result.get("resources", {})
     if resources:

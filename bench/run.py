@@ -10,8 +10,10 @@ hurts both sides alike.
 """
 
 import asyncio
+import html
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -31,6 +33,7 @@ from tests.live_server import ROOT, AppServer, base_env, free_port, manage, prep
 
 CHAT_MODEL = f"{MODEL}@openrouter"
 PAUSE = 0.5  # seconds between rounds: sockets closed, buffers drained
+_EARLIER = re.compile(r'<div class="earlier-messages" hx-get="([^"]+)"')  # the link to the window before (d.)
 PROXY_PATH = "/api/openrouter/v1/chat/completions"  # where scenarios a. and b. post, through Switchboard
 SCENARIOS = "abcd"
 
@@ -315,11 +318,33 @@ class Bench:
                 if profile is not None:
                     profile.__exit__(None, None, None)
                     self.profiles["d_page"] = profile.summary()
+            # The page carries the latest messages: a reader scrolling up fetches the earlier ones a window at a time.
+            first_page = response.text
+            page, windows, loaded = first_page, [], first_page.count("<article ")
+            while link := _EARLIER.search(page):
+                began = time.perf_counter()
+                response = client.get(html.unescape(link[1]), headers={"HX-Request": "true"})
+                windows.append((time.perf_counter() - began) * 1000)
+                page = response.raise_for_status().text
+                loaded += page.count("<article ")
+            whole = []  # the whole branch in one page, as a browser without JavaScript asks for it
+            for _request in range(max(2, s.page_requests // 4)):
+                began = time.perf_counter()
+                response = client.get(figures["url"], params={"all": "1"})
+                whole.append((time.perf_counter() - began) * 1000)
+                response.raise_for_status()
         figures.update(
             requests=len(times),
             server_p50_ms=percentile(times, 50),
             server_p99_ms=percentile(times, 99),
             queries_fixed=figures["queries"] == figures["queries_short"],
+            messages_on_page=first_page.count("<article "),
+            earlier_windows=len(windows),
+            earlier_p50_ms=percentile(windows, 50),
+            earlier_max_ms=max(windows, default=None),
+            messages_loaded=loaded,  # after every window: all of them, once
+            whole_p50_ms=percentile(whole, 50),
+            whole_bytes=len(response.content),
         )
         return figures
 

@@ -20,7 +20,7 @@ from django.utils.translation import gettext_lazy as _
 
 from chatapp import exchanges, generation
 from chatapp.languages import language_for_scope
-from chatapp.models import Conversation, Message
+from chatapp.models import BranchWindow, Conversation, Message
 from providers.database import database_sync_to_async
 
 logger = logging.getLogger(__name__)
@@ -263,8 +263,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         branch (it is then short: a new chat, an edit of the first question).
         """
         index = next((i for i, m in enumerate(branch) if m.id == first_id), 0)
-        context = {"conversation": conversation, "branch": branch, "first_message": first_message}
+        context = {"conversation": conversation, "first_message": first_message}
         if not index:
+            context["window"] = BranchWindow.latest(branch)
             return self._render("chatapp/_messages_swap.html", context)
         context.update(anchor=branch[index - 1], tail=branch[index:])
         # The messages kept may carry marks of answers that are gone (a regeneration's, an edit's).

@@ -1,4 +1,5 @@
 import uuid
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import connection, models
@@ -169,6 +170,41 @@ class Conversation(models.Model):
         self.model = model
         self.save(update_fields=["current_leaf", "model", "updated_at"])
         return answer
+
+
+PAGE_MESSAGES = 100  # a conversation page carries the latest of its branch; earlier ones load as the reader scrolls
+
+
+@dataclass(frozen=True)
+class BranchWindow:
+    """The part of a branch a page carries: consecutive messages, and how many of the branch come before them."""
+
+    messages: list["Message"]
+    earlier: int
+
+    @classmethod
+    def latest(cls, branch: list["Message"], keep_id: int | None = None) -> "BranchWindow":
+        """The end of `branch`: its last PAGE_MESSAGES, reaching further back to include message `keep_id`."""
+        start = max(0, len(branch) - PAGE_MESSAGES)
+        start = min([start] + [i for i, m in enumerate(branch) if m.id == keep_id])
+        return cls(branch[start:], start)
+
+    @classmethod
+    def before(cls, branch: list["Message"], message_id: int | None) -> "BranchWindow | None":
+        """The PAGE_MESSAGES before message `message_id`; None if it is not on `branch` (the branch changed)."""
+        end = next((i for i, m in enumerate(branch) if m.id == message_id), None)
+        if end is None:
+            return None
+        start = max(0, end - PAGE_MESSAGES)
+        return cls(branch[start:end], start)
+
+    @classmethod
+    def whole(cls, branch: list["Message"]) -> "BranchWindow":
+        return cls(branch, 0)
+
+    @property
+    def first_id(self) -> int | None:
+        return self.messages[0].id if self.messages else None
 
 
 class Message(models.Model):

@@ -21,6 +21,7 @@ chat_patterns = [
     path("c/<uuid:conversation_id>/pin/", views.pin, name="pin"),
     path("c/<uuid:conversation_id>/settings/", views.conversation_settings, name="settings"),
     path("c/<uuid:conversation_id>/versions/<int:message_id>/", views.show_version, name="version"),
+    path("c/<uuid:conversation_id>/earlier/", views.earlier_messages, name="earlier"),
 ]
 
 urlpatterns = [

@@ -15,7 +15,7 @@ from django_htmx.http import HttpResponseClientRefresh
 from chatapp import exchanges
 from chatapp.forms import ConversationSettingsForm, RenameForm
 from chatapp.generation import Generation, interrupt_orphans, request_stop
-from chatapp.models import Conversation, Message
+from chatapp.models import BranchWindow, Conversation, Message
 from chatapp.picker import default_model_ref, picker_context
 from providers.credentials import reachable_providers
 from providers.model_table import ModelTable
@@ -51,7 +51,8 @@ def _render_chat(request: HttpRequest, conversation: Conversation | None) -> Htt
         "conversation": conversation,
         # A new chat gets its id now; the row is created with the first message.
         "conversation_id": conversation.id if conversation else uuid.uuid4(),
-        "branch": branch,
+        # A long branch shows its end; the rest loads as the reader scrolls up (or all at once without JavaScript).
+        "window": BranchWindow.whole(branch) if "all" in request.GET else BranchWindow.latest(branch),
         "conversations": _conversation_page(request),
         "providers_configured": bool(providers),
         **picker_context(providers, selected, table),
@@ -235,9 +236,20 @@ def show_version(request: HttpRequest, conversation_id, message_id: int) -> Http
     message = get_object_or_404(Message, id=message_id, conversation=chat)
     if not chat.messages.filter(status=Message.Status.STREAMING).exists():
         chat.show_version(message)
-    if request.htmx:
-        return render(request, "chatapp/_messages.html", {"conversation": chat, "branch": chat.branch_with_versions()})
+    if request.htmx:  # the window reaches back to the version shown, where the reader is
+        window = BranchWindow.latest(chat.branch_with_versions(), keep_id=message.id)
+        return render(request, "chatapp/_messages.html", {"conversation": chat, "window": window})
     return redirect(chat)
+
+
+@require_GET
+def earlier_messages(request: HttpRequest, conversation_id) -> HttpResponse:
+    """The messages before `?before=<id>` on the branch on screen, for a page that shows those after it."""
+    chat = _get_conversation_for_user(request, conversation_id)
+    window = BranchWindow.before(chat.branch_with_versions(), exchanges.message_id(request.GET.get("before")))
+    if window is None:  # the branch on screen changed since the page was drawn: draw it again
+        return HttpResponseClientRefresh() if request.htmx else redirect(chat)
+    return render(request, "chatapp/_earlier_window.html", {"conversation": chat, "window": window})
 
 
 def conversation_settings(request: HttpRequest, conversation_id) -> HttpResponse:

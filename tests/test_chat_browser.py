@@ -5,14 +5,17 @@ see it continue, and model output such as `<img src=x onerror=alert(1)>`
 shown as text with no script run.
 """
 
+import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import CI
 from tests.fake_upstream import FakeUpstream, Hang, Stream, model_entry, openai_text_stream
-from tests.live_server import PASSWORD, AppServer, base_env, prepared_database
+from tests.live_server import PASSWORD, ROOT, AppServer, base_env, prepared_database
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -260,6 +263,32 @@ def test_math_is_typeset_live_and_after_a_reload(page, upstream_server):
         loaded = "[...document.fonts].some(f => f.family.includes('KaTeX_Main') && f.status === 'loaded')"
         page.wait_for_function(loaded)  # its font came from our static files
     assert page.dialogs == [] and refused == []
+
+
+def test_a_long_conversation_loads_its_earlier_messages_as_the_reader_scrolls_up(page, app):
+    # 300 messages of Markdown, code and math, seeded as the bench seeds its long page.
+    seeded = subprocess.run([sys.executable, "-m", "bench.page", "--messages", "300"], cwd=ROOT,
+                            env={**app.env, "DJANGO_SETTINGS_MODULE": "chatapp.settings"}, capture_output=True,
+                            text=True, timeout=120, check=True)  # fmt: skip
+    page.goto(app.url + json.loads(seeded.stdout)["url"])
+    articles = page.locator("#messages > article")
+    expect(articles).to_have_count(100)
+    scroller = page.locator("#main")
+    assert scroller.evaluate("el => el.scrollHeight - el.scrollTop - el.clientHeight") < 5  # at the latest
+
+    for loaded in (200, 300):
+        first = page.locator("#" + articles.first.get_attribute("id"))
+        scroller.evaluate("el => { el.scrollTop = 0; }")  # up to the link: the window before comes
+        top = first.bounding_box()["y"]
+        expect(articles).to_have_count(loaded)
+        page.wait_for_timeout(100)
+        assert abs(first.bounding_box()["y"] - top) < 2  # the message the reader saw stays where it was
+    expect(page.locator(".earlier-messages")).to_have_count(0)  # the whole branch is there, once, in order
+    ids = [int(i) for i in articles.evaluate_all("list => list.map(a => a.dataset.messageId)")]
+    assert ids == sorted(ids) and len(set(ids)) == 300
+    expect(page.locator(".math:not([data-typeset])")).to_have_count(0)  # typeset as they came in
+    assert page.locator(".math .katex").count() > 0
+    expect(page.locator("[data-copy-code]:empty")).to_have_count(0)  # and their code blocks' buttons labelled
 
 
 def test_regenerate_and_edit_make_versions(page, upstream_server):

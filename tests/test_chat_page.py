@@ -1,6 +1,8 @@
 """The conversation page: what a signed-in owner sees, and what it costs to render."""
 
+import re
 import uuid
+from html import unescape as html_unescape
 
 import pytest
 from django.db import connection
@@ -8,7 +10,7 @@ from django.template.loader import render_to_string
 from django.test.utils import CaptureQueriesContext
 from django.utils import translation
 
-from chatapp.models import Conversation, Message
+from chatapp.models import PAGE_MESSAGES, Conversation, Message
 
 MARKDOWN = "## Result\n\nSome **bold** text and a list:\n\n- one\n- two\n\n```python\nprint('hi')\n```\n"
 
@@ -56,11 +58,71 @@ def test_a_thousand_messages_render_with_a_fixed_number_of_queries(alice_client,
         assert alice_client.get(small.get_absolute_url()).status_code == 200
     big = _conversation_with(alice, 500)
     with CaptureQueriesContext(connection) as many:
-        response = alice_client.get(big.get_absolute_url())
+        response = alice_client.get(big.get_absolute_url() + "?all=1")
     assert response.status_code == 200
     assert response.content.decode().count('data-role="assistant"') == 500
     assert len(many) == len(few), [q["sql"] for q in many.captured_queries]
     assert len(many) <= 12
+
+
+_ARTICLE_ID = re.compile(r'<article id="m-(\d+)"')
+_EARLIER = re.compile(r'<div class="earlier-messages" hx-get="([^"]+)"[^>]*><a href="([^"]+)">([^<]+)</a>')
+
+
+@pytest.mark.django_db
+def test_a_long_page_carries_its_latest_messages_and_the_earlier_ones_load_in_order(alice_client, alice):
+    chat = _conversation_with(alice, 125)
+    branch = [m.id for m in chat.branch()]
+    html = alice_client.get(chat.get_absolute_url()).content.decode()
+    shown = [int(i) for i in _ARTICLE_ID.findall(html)]
+    assert shown == branch[-PAGE_MESSAGES:]
+    link = _EARLIER.search(html)
+    assert link[3] == "Show the 150 earlier messages" and link[2] == f"{chat.get_absolute_url()}?all=1"
+
+    windows = []
+    while link:
+        with CaptureQueriesContext(connection) as queries:
+            fragment = alice_client.get(html_unescape(link[1]), HTTP_HX_REQUEST="true").content.decode()
+        windows.append(len(queries))
+        shown = [int(i) for i in _ARTICLE_ID.findall(fragment)] + shown
+        link = _EARLIER.search(fragment)
+    assert shown == branch  # every message once, in order
+    assert len(windows) == 2 and windows[0] == windows[1]  # a fixed number of queries per window
+
+
+@pytest.mark.django_db
+def test_a_window_asked_for_after_the_branch_changed_redraws_the_page(alice_client, alice, bob):
+    chat = _conversation_with(alice, 60)
+    earlier = f"/c/{chat.id}/earlier/?before=999999"
+    response = alice_client.get(earlier, HTTP_HX_REQUEST="true")
+    assert response.status_code == 200 and response.headers["HX-Refresh"] == "true"
+    assert alice_client.get(earlier).url == chat.get_absolute_url()
+    alice_client.force_login(bob)
+    assert alice_client.get(f"/c/{chat.id}/earlier/?before={chat.current_leaf_id}").status_code == 404
+
+
+@pytest.mark.django_db
+def test_flipping_an_early_version_keeps_it_on_the_page(alice_client, alice):
+    chat = _conversation_with(alice, 80)
+    first_answer = chat.branch()[1]
+    second = chat.regenerate(first_answer, "gpt-4o@openai")  # on screen now: a branch of two
+    Message.objects.filter(pk=second.id).update(status=Message.Status.DONE, content="Version B")
+    response = alice_client.post(f"/c/{chat.id}/versions/{first_answer.id}/", HTTP_HX_REQUEST="true")
+    html = response.content.decode()
+    assert [int(i) for i in _ARTICLE_ID.findall(html)][:2] == [first_answer.id, first_answer.id + 1]
+    assert html.count("<article") == 159  # from the version flipped to, where the reader is, to the end
+    assert "Show the earlier message</a>" in html  # its question is a scroll away
+
+
+@pytest.mark.django_db
+def test_an_earlier_window_carries_the_mark_of_where_the_models_memory_began(alice_client, alice):
+    chat = _conversation_with(alice, 100)
+    branch = chat.branch()
+    Message.objects.filter(pk=branch[-1].id).update(context_start_id=branch[40].id)
+    html = alice_client.get(chat.get_absolute_url()).content.decode()
+    assert "context-cut" not in html.split('id="context-cuts"')[0].split('id="messages"')[1]
+    fragment = alice_client.get(html_unescape(_EARLIER.search(html)[1]), HTTP_HX_REQUEST="true").content.decode()
+    assert re.search(r'<p class="context-cut"[^>]*>[^<]*</p>\s*<article id="m-%d"' % branch[40].id, fragment)
 
 
 def _figures_line(html: str) -> str:

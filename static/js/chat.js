@@ -128,6 +128,21 @@
     });
   });
 
+  // A long conversation's page carries its latest messages; the earlier ones
+  // replace the link above them once it comes into view. The message that
+  // was first below the link stays where the reader saw it.
+  var kept = null;
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var link = event.detail.target;
+    var below = link && link.classList.contains("earlier-messages") && link.nextElementSibling;
+    kept = below ? { element: below, top: below.getBoundingClientRect().top } : null;
+  });
+  document.addEventListener("htmx:afterSwap", function () {
+    var el = scroller();
+    if (kept && el) { el.scrollTop += kept.element.getBoundingClientRect().top - kept.top; }
+    kept = null;
+  });
+
   // When the answer starts, the reasoning block folds to "Thought for N s".
   onSwappedIn(function (summary) {
     if (summary.matches("summary[data-collapse]")) {
