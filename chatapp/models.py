@@ -1,5 +1,7 @@
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import connection, models
@@ -117,25 +119,33 @@ class Conversation(models.Model):
         return path
 
     def branch_with_versions(self) -> list["Message"]:
-        """The branch on screen, each message knowing its versions (‹ 2/3 ›).
-
-        Versions are siblings: answers regenerated for one question, or
-        questions edited from one point of the conversation.
-        """
+        """The branch on screen, each message knowing its versions (‹ 2/3 ›) and whether a cut mark goes above it."""
         messages = list(self.messages.all())
-        siblings: dict[tuple[int | None, str], list[Message]] = {}
-        for message in messages:
-            siblings.setdefault((message.parent_id, message.role), []).append(message)
         branch = self.path_to(self.current_leaf_id, messages)
-        cuts = {m.context_start_id for m in branch if m.context_start_id}
-        for message in branch:
-            message.cut_before = message.id in cuts
-            versions = siblings[(message.parent_id, message.role)]
-            index = versions.index(message)
-            message.version_number, message.version_count = index + 1, len(versions)
-            message.previous_version = versions[index - 1] if index else None
-            message.next_version = versions[index + 1] if index + 1 < len(versions) else None
+        _mark_versions(branch, messages, branch)
         return branch
+
+    def window_with_versions(
+        self, pick: Callable[[list["Outline"]], "BranchWindow | None"]
+    ) -> tuple["BranchWindow | None", list["Outline"]]:
+        """A window of the branch on screen, and the branch as outlines.
+
+        `pick` (BranchWindow.latest, say) chooses the window from the
+        branch's outline; only its messages are read whole (with their texts,
+        most of a long conversation's bytes), knowing their versions.
+        """
+        outline = [Outline(*row) for row in self.messages.values_list(*Outline._fields)]
+        branch = self.path_to(self.current_leaf_id, outline)
+        window = pick(branch)
+        if not window or not window.messages:
+            return window, branch
+        ids = [m.id for m in window.messages]
+        # A range, not a list of ids (SQLite caps a query's parameters): the
+        # window's messages, and the few of other branches between them.
+        by_id = {m.id: m for m in self.messages.filter(id__range=(min(ids), max(ids)))}
+        messages = [by_id[i] for i in ids]
+        _mark_versions(messages, outline, branch)
+        return BranchWindow(messages, window.earlier), branch
 
     def show_version(self, message: "Message") -> None:
         """Put `message` on screen, with the latest answers that follow it."""
@@ -170,6 +180,36 @@ class Conversation(models.Model):
         self.model = model
         self.save(update_fields=["current_leaf", "model", "updated_at"])
         return answer
+
+
+class Outline(NamedTuple):
+    """A message without its texts: enough to find the branch on screen, versions and cuts."""
+
+    id: int
+    parent_id: int | None
+    role: str
+    status: str
+    context_start_id: int | None
+
+
+def _mark_versions(targets: list, messages: list, branch: list) -> None:
+    """Tell each of `targets`, messages of `branch`, its versions and whether the model's memory began at it.
+
+    Versions are siblings among `messages` (all of the conversation's):
+    answers regenerated for one question, or questions edited from one
+    point of the conversation.
+    """
+    siblings: dict[tuple[int | None, str], list] = {}
+    for message in messages:
+        siblings.setdefault((message.parent_id, message.role), []).append(message)
+    cuts = {m.context_start_id for m in branch if m.context_start_id}
+    for message in targets:
+        message.cut_before = message.id in cuts
+        versions = siblings[(message.parent_id, message.role)]
+        index = [v.id for v in versions].index(message.id)
+        message.version_number, message.version_count = index + 1, len(versions)
+        message.previous_version = versions[index - 1] if index else None
+        message.next_version = versions[index + 1] if index + 1 < len(versions) else None
 
 
 PAGE_MESSAGES = 100  # a conversation page carries the latest of its branch; earlier ones load as the reader scrolls

@@ -1,3 +1,4 @@
+import functools
 import uuid
 from datetime import timedelta
 
@@ -42,17 +43,18 @@ def _conversation_page(request: HttpRequest, query: str = "", page: int = 1):
 def _render_chat(request: HttpRequest, conversation: Conversation | None) -> HttpResponse:
     table = ModelTable.current()
     providers = reachable_providers(request.user)
-    branch = []
+    window, branch = BranchWindow([], 0), []
     if conversation is not None:
         interrupt_orphans(conversation)
-        branch = conversation.branch_with_versions()
+        # A long branch shows its end; the rest loads as the reader scrolls up (or all at once without JavaScript).
+        pick = BranchWindow.whole if "all" in request.GET else BranchWindow.latest
+        window, branch = conversation.window_with_versions(pick)
     selected = (conversation.model if conversation else "") or default_model_ref(request.user, providers, table)
     context = {
         "conversation": conversation,
         # A new chat gets its id now; the row is created with the first message.
         "conversation_id": conversation.id if conversation else uuid.uuid4(),
-        # A long branch shows its end; the rest loads as the reader scrolls up (or all at once without JavaScript).
-        "window": BranchWindow.whole(branch) if "all" in request.GET else BranchWindow.latest(branch),
+        "window": window,
         "conversations": _conversation_page(request),
         "providers_configured": bool(providers),
         **picker_context(providers, selected, table),
@@ -237,7 +239,7 @@ def show_version(request: HttpRequest, conversation_id, message_id: int) -> Http
     if not chat.messages.filter(status=Message.Status.STREAMING).exists():
         chat.show_version(message)
     if request.htmx:  # the window reaches back to the version shown, where the reader is
-        window = BranchWindow.latest(chat.branch_with_versions(), keep_id=message.id)
+        window, _branch = chat.window_with_versions(functools.partial(BranchWindow.latest, keep_id=message.id))
         return render(request, "chatapp/_messages.html", {"conversation": chat, "window": window})
     return redirect(chat)
 
@@ -246,7 +248,8 @@ def show_version(request: HttpRequest, conversation_id, message_id: int) -> Http
 def earlier_messages(request: HttpRequest, conversation_id) -> HttpResponse:
     """The messages before `?before=<id>` on the branch on screen, for a page that shows those after it."""
     chat = _get_conversation_for_user(request, conversation_id)
-    window = BranchWindow.before(chat.branch_with_versions(), exchanges.message_id(request.GET.get("before")))
+    before = exchanges.message_id(request.GET.get("before"))
+    window, _branch = chat.window_with_versions(functools.partial(BranchWindow.before, message_id=before))
     if window is None:  # the branch on screen changed since the page was drawn: draw it again
         return HttpResponseClientRefresh() if request.htmx else redirect(chat)
     return render(request, "chatapp/_earlier_window.html", {"conversation": chat, "window": window})
