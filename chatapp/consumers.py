@@ -259,8 +259,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         The frame names the message it follows (data-branch-after), and the
         page (chat.js) drops what it shows after that one first: the old
         answer of a regeneration, the old branch of an edit; a page that does
-        not show that message reloads. With no message before it, the whole
-        branch (it is then short: a new chat, an edit of the first question).
+        not show that message reloads. With no message before it (a new chat,
+        an edit of the first question), the whole branch as a page draws it:
+        its latest window.
         """
         index = next((i for i, m in enumerate(branch) if m.id == first_id), 0)
         context = {"conversation": conversation, "first_message": first_message}

@@ -213,6 +213,7 @@ def _mark_versions(targets: list, messages: list, branch: list) -> None:
 
 
 PAGE_MESSAGES = 100  # a conversation page carries the latest of its branch; earlier ones load as the reader scrolls
+KEPT_ABOVE = 20  # messages: a screenful or more above one the page must keep in place (a version flipped)
 
 
 @dataclass(frozen=True)
@@ -224,9 +225,14 @@ class BranchWindow:
 
     @classmethod
     def latest(cls, branch: list["Message"], keep_id: int | None = None) -> "BranchWindow":
-        """The end of `branch`: its last PAGE_MESSAGES, reaching further back to include message `keep_id`."""
+        """The end of `branch`: its last PAGE_MESSAGES.
+
+        With `keep_id`, it reaches back to that message and a screenful of
+        those before it (KEPT_ABOVE), so that the page can keep the message
+        where the reader saw it.
+        """
         start = max(0, len(branch) - PAGE_MESSAGES)
-        start = min([start] + [i for i, m in enumerate(branch) if m.id == keep_id])
+        start = min([start] + [max(0, i - KEPT_ABOVE) for i, m in enumerate(branch) if m.id == keep_id])
         return cls(branch[start:], start)
 
     @classmethod

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from chatapp.models import KEPT_ABOVE
 from tests.conftest import CI
 from tests.fake_upstream import FakeUpstream, Hang, Stream, model_entry, openai_text_stream
-from tests.live_server import PASSWORD, ROOT, AppServer, base_env, prepared_database
+from tests.live_server import PASSWORD, ROOT, AppServer, base_env, manage, prepared_database
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -265,12 +266,24 @@ def test_math_is_typeset_live_and_after_a_reload(page, upstream_server):
     assert page.dialogs == [] and refused == []
 
 
-def test_a_long_conversation_loads_its_earlier_messages_as_the_reader_scrolls_up(page, app):
-    # 300 messages of Markdown, code and math, seeded as the bench seeds its long page.
-    seeded = subprocess.run([sys.executable, "-m", "bench.page", "--messages", "300"], cwd=ROOT,
+def _long_conversation(app, messages: int) -> str:
+    """The id of a conversation of alice's of `messages` messages of Markdown, code and math, as the bench seeds it."""
+    seeded = subprocess.run([sys.executable, "-m", "bench.page", "--messages", str(messages)], cwd=ROOT,
                             env={**app.env, "DJANGO_SETTINGS_MODULE": "chatapp.settings"}, capture_output=True,
                             text=True, timeout=120, check=True)  # fmt: skip
-    page.goto(app.url + json.loads(seeded.stdout)["url"])
+    return json.loads(seeded.stdout)["conversation"]
+
+
+def _load_every_window(page: Page) -> None:
+    """Scroll up until the whole branch is on the page."""
+    while page.locator(".earlier-messages").count():
+        loaded = page.locator("#messages > article").count()
+        page.locator("#main").evaluate("el => { el.scrollTop = 0; }")
+        expect(page.locator("#messages > article")).not_to_have_count(loaded)
+
+
+def test_a_long_conversation_loads_its_earlier_messages_as_the_reader_scrolls_up(page, app):
+    page.goto(f"{app.url}/c/{_long_conversation(app, 300)}/")
     articles = page.locator("#messages > article")
     expect(articles).to_have_count(100)
     scroller = page.locator("#main")
@@ -289,6 +302,35 @@ def test_a_long_conversation_loads_its_earlier_messages_as_the_reader_scrolls_up
     expect(page.locator(".math:not([data-typeset])")).to_have_count(0)  # typeset as they came in
     assert page.locator(".math .katex").count() > 0
     expect(page.locator("[data-copy-code]:empty")).to_have_count(0)  # and their code blocks' buttons labelled
+
+
+def test_a_version_flipped_far_up_a_long_conversation_stays_where_the_reader_saw_it(page, app):
+    # A second version of the 202nd message, on screen; the first has the 98 messages after it.
+    chat_id = _long_conversation(app, 300)
+    created = manage(app.env, "shell", "-c", (
+        "from chatapp.models import Conversation, Message\n"
+        f"chat = Conversation.objects.get(id='{chat_id}')\n"
+        "first = chat.branch()[201]\n"
+        "second = Message.objects.create(conversation=chat, parent_id=first.parent_id, role='assistant',"
+        " status='done', content='Another take.', content_html='<p>Another take.</p>')\n"
+        "Conversation.objects.filter(id=chat.id).update(current_leaf=second)\n"
+        "print(first.id, second.id)"
+    ))  # fmt: skip
+    first_id, second_id = created.split()[-2:]  # after what the shell says of its own
+    page.goto(f"{app.url}/c/{chat_id}/")
+    _load_every_window(page)
+    second = page.locator(f"#m-{second_id}")
+    expect(second.locator(".version-number")).to_have_text("2/2")
+    flip = second.get_by_role("button", name="Previous version")
+    flip.scroll_into_view_if_needed()  # as the click would
+    top = second.bounding_box()["y"]
+    flip.click()
+    first = page.locator(f"#m-{first_id}")
+    expect(first.locator(".version-number")).to_have_text("1/2")
+    # The page of the branch now: from a screenful above the first version to the latest.
+    expect(page.locator("#messages > article")).to_have_count(300 - 201 + KEPT_ABOVE)
+    page.wait_for_timeout(100)
+    assert abs(first.bounding_box()["y"] - top) < 2  # where the other version was, with 180 fewer messages above
 
 
 def test_regenerate_and_edit_make_versions(page, upstream_server):

@@ -10,7 +10,7 @@ from django.template.loader import render_to_string
 from django.test.utils import CaptureQueriesContext
 from django.utils import translation
 
-from chatapp.models import PAGE_MESSAGES, Conversation, Message
+from chatapp.models import KEPT_ABOVE, PAGE_MESSAGES, Conversation, Message
 
 MARKDOWN = "## Result\n\nSome **bold** text and a list:\n\n- one\n- two\n\n```python\nprint('hi')\n```\n"
 
@@ -104,14 +104,15 @@ def test_a_window_asked_for_after_the_branch_changed_redraws_the_page(alice_clie
 @pytest.mark.django_db
 def test_flipping_an_early_version_keeps_it_on_the_page(alice_client, alice):
     chat = _conversation_with(alice, 80)
-    first_answer = chat.branch()[1]
-    second = chat.regenerate(first_answer, "gpt-4o@openai")  # on screen now: a branch of two
-    Message.objects.filter(pk=second.id).update(status=Message.Status.DONE, content="Version B")
-    response = alice_client.post(f"/c/{chat.id}/versions/{first_answer.id}/", HTTP_HX_REQUEST="true")
-    html = response.content.decode()
-    assert [int(i) for i in _ARTICLE_ID.findall(html)][:2] == [first_answer.id, first_answer.id + 1]
-    assert html.count("<article") == 159  # from the version flipped to, where the reader is, to the end
-    assert "Show the earlier message</a>" in html  # its question is a scroll away
+    answer = chat.branch()[41]
+    other = chat.regenerate(answer, "gpt-4o@openai")  # on screen now: a branch that ends there
+    Message.objects.filter(pk=other.id).update(status=Message.Status.DONE, content="Version B")
+    response = alice_client.post(f"/c/{chat.id}/versions/{answer.id}/", HTTP_HX_REQUEST="true")
+    shown = [int(i) for i in _ARTICLE_ID.findall(response.content.decode())]
+    # From a screenful before the version flipped to, where the reader is, to the end: 139 of 160.
+    chat.refresh_from_db()
+    assert shown == [m.id for m in chat.branch()][41 - KEPT_ABOVE :]
+    assert "Show the 21 earlier messages</a>" in response.content.decode()
 
 
 @pytest.mark.django_db

@@ -128,20 +128,33 @@
     });
   });
 
-  // A long conversation's page carries its latest messages; the earlier ones
-  // replace the link above them once it comes into view. The message that
-  // was first below the link stays where the reader saw it.
+  // Where htmx redraws messages, the reader's place stays. A long
+  // conversation's page carries its latest messages, and the earlier ones
+  // replace the link above them once it comes into view: what was first below
+  // the link stays put. A version flipped takes the old one's place on screen,
+  // however many of the messages above it the new page of the branch carries.
   var kept = null;
   document.addEventListener("htmx:beforeSwap", function (event) {
-    var link = event.detail.target;
-    var below = link && link.classList.contains("earlier-messages") && link.nextElementSibling;
-    kept = below ? { element: below, top: below.getBoundingClientRect().top } : null;
-  });
-  document.addEventListener("htmx:afterSwap", function () {
-    var el = scroller();
-    if (kept && el) { el.scrollTop += kept.element.getBoundingClientRect().top - kept.top; }
+    var target = event.detail.target;
+    var request = event.detail.requestConfig || {};
+    var flipped = request.elt && request.elt.closest && request.elt.closest("article");
+    var version = /\/versions\/(\d+)\/$/.exec(request.path || "");
     kept = null;
+    if (target && target.classList.contains("earlier-messages") && target.nextElementSibling) {
+      var below = target.nextElementSibling;
+      kept = { element: below, top: below.getBoundingClientRect().top };
+    } else if (flipped && version) {
+      kept = { id: "m-" + version[1], top: flipped.getBoundingClientRect().top };
+    }
   });
+  function keepPlace() {
+    var el = scroller();
+    var element = kept && (kept.element || document.getElementById(kept.id));
+    if (element && el) { el.scrollTop += element.getBoundingClientRect().top - kept.top; }
+  }
+  document.addEventListener("htmx:afterSwap", keepPlace);
+  // Again once the new messages settle (htmx's settling step, their math typeset): then forget it.
+  document.addEventListener("htmx:afterSettle", function () { keepPlace(); kept = null; });
 
   // When the answer starts, the reasoning block folds to "Thought for N s".
   onSwappedIn(function (summary) {
