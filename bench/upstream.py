@@ -64,17 +64,24 @@ def token(number: int) -> bytes:
     return b"t%04d@%.6f " % (number, time.time())
 
 
-def model_entry() -> dict:
-    """`fake/model` as OpenRouter's /models lists a model."""
+def model_entry(model_id: str = MODEL, name: str = "Fake: Bench model", number: int = 0) -> dict:
+    """A model as OpenRouter's /models lists one; `fake/model` by default."""
     return {
-        "id": MODEL,
-        "name": "Fake: Bench model",
+        "id": model_id,
+        "name": name,
         "created": 1700000000,
-        "context_length": 128000,
-        "pricing": {"prompt": "0.000001", "completion": "0.000002"},
+        "context_length": (128000, 200000, 1048576, 32768)[number % 4],
+        "pricing": {"prompt": f"0.00000{number % 9 + 1}", "completion": f"0.00000{number * 7 % 8 + 2}"},
         "architecture": {"input_modalities": ["text"], "output_modalities": ["text"]},
         "supported_parameters": ["max_tokens", "temperature", "stream"],
     }
+
+
+# As many models as OpenRouter lists (about 350): every chat page's picker
+# offers them all, and a page with one model would hide what that costs.
+CATALOGUE = [model_entry()] + [
+    model_entry(f"vendor{n % 40}/model-{n}", f"Vendor {n % 40}: Model {n}", n) for n in range(1, 350)
+]
 
 
 def wanted(payload: dict) -> tuple[int, float]:
@@ -164,7 +171,7 @@ async def _answer(request, reader: asyncio.StreamReader, writer: asyncio.StreamW
             return await _stream(payload, reader, writer)
         writer.write(_whole(200, _completion(payload)))
     elif path.endswith("/models"):
-        writer.write(_whole(200, {"object": "list", "data": [model_entry()]}))
+        writer.write(_whole(200, {"object": "list", "data": CATALOGUE}))
     elif path.endswith("/generation"):
         generation_id = dict(p.partition("=")[::2] for p in query.split("&")).get("id", "")
         writer.write(_whole(200, {"data": {"id": generation_id, "total_cost": 0.0001}}))
