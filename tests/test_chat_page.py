@@ -226,3 +226,21 @@ def test_the_picker_shows_each_models_context_length_and_price(length, shown):
                             {"model_groups": [ProviderGroup(PROVIDERS["openrouter"], options)]})  # fmt: skip
     assert f">Model A · {shown} context · $0.15 / $0.6 per million tokens</option>" in html
     assert ">Model B</option>" in html
+
+
+def test_the_picker_speaks_the_readers_language_and_escapes_model_names():
+    from decimal import Decimal
+
+    from chatapp.picker import PickerOption, ProviderGroup
+    from providers.registry import PROVIDERS
+
+    options = [PickerOption("a@openrouter", "a/<x>", "<b>A&B</b>", 131072, Decimal("0.15"), Decimal("0.6")),
+               PickerOption("b@openrouter", "b", "Model B", None, None, None)]  # fmt: skip
+    context = {"model_groups": [ProviderGroup(PROVIDERS["openrouter"], options)], "selected_model": "b@openrouter"}
+    with translation.override("da"):
+        html = render_to_string("chatapp/_model_select.html", context)
+    assert (
+        '<option value="a@openrouter" title="a/&lt;x&gt; · kontekst på 131072 tokens">'
+        "&lt;b&gt;A&amp;B&lt;/b&gt; · 131K kontekst · $0,15 / $0,6 pr. million tokens</option>"
+    ) in html
+    assert '<option value="b@openrouter" selected title="b">Model B</option>' in html
