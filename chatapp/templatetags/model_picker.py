@@ -21,15 +21,23 @@ register = template.Library()
 @register.simple_tag
 def model_options(group, selected: str) -> SafeString:
     per_million = gettext("per million tokens")
+    tokens_of_context, size_context = gettext("%(length)s tokens of context"), gettext("%(size)s context")
+    formatted: dict[tuple[type, str], str] = {}  # many models share a length or a price
+
+    def number(value) -> str:  # keyed by how it is written: Decimal("1E+1") == 10, and they may read differently
+        key = (type(value), str(value))
+        if key not in formatted:
+            formatted[key] = localize(value)
+        return formatted[key]
+
     options = []
     for option in group.options:
         title, text = option.name, option.label
         if option.context_length:
-            title += " · " + gettext("%(length)s tokens of context") % {"length": localize(option.context_length)}
-            text += " · " + gettext("%(size)s context") % {"size": option.context_size}
+            title += " · " + tokens_of_context % {"length": number(option.context_length)}
+            text += " · " + size_context % {"size": option.context_size}
         if option.prompt_price is not None:
-            prices = f"${localize(option.prompt_price)} / ${localize(option.completion_price)}"
-            text += f" · {prices} {per_million}"
+            text += f" · ${number(option.prompt_price)} / ${number(option.completion_price)} {per_million}"
         chosen = " selected" if option.ref == selected else ""
         options.append(f'<option value="{escape(option.ref)}"{chosen} title="{escape(title)}">{escape(text)}</option>')
     return mark_safe("\n".join(options))  # every text in them escaped here
