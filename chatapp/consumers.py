@@ -20,7 +20,7 @@ from django.utils.translation import gettext_lazy as _
 
 from chatapp import exchanges, generation
 from chatapp.languages import language_for_scope
-from chatapp.models import BranchWindow, Conversation, Message
+from chatapp.models import BranchWindow, Conversation, Message, position
 from providers.database import database_sync_to_async
 
 logger = logging.getLogger(__name__)
@@ -263,7 +263,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         an edit of the first question), the whole branch as a page draws it:
         its latest window.
         """
-        index = next((i for i, m in enumerate(branch) if m.id == first_id), 0)
+        index = position(branch, first_id) or 0
         context = {"conversation": conversation, "first_message": first_message}
         if not index:
             context["window"] = BranchWindow.latest(branch)
@@ -345,9 +345,9 @@ def _branch_on_screen(conversation_id: uuid.UUID, snapshot: dict | None = None) 
     if conversation is None:
         return None, []
     branch = conversation.branch_with_versions()
-    for message in branch:
-        if snapshot is not None and message.id == snapshot["message_id"]:
-            message.content, message.reasoning = snapshot["content"], snapshot["reasoning"]
-            message.reasoning_duration = snapshot["reasoning_seconds"]
+    if snapshot is not None and (index := position(branch, snapshot["message_id"])) is not None:
+        message = branch[index]
+        message.content, message.reasoning = snapshot["content"], snapshot["reasoning"]
+        message.reasoning_duration = snapshot["reasoning_seconds"]
     return conversation, branch
 

@@ -148,14 +148,14 @@ class Conversation(models.Model):
         return BranchWindow(messages, window.earlier), branch
 
     def show_version(self, message: "Message") -> None:
-        """Put `message` on screen, with the latest answers that follow it."""
-        children: dict[int, list[Message]] = {}
-        for candidate in self.messages.all():
-            children.setdefault(candidate.parent_id, []).append(candidate)
-        leaf = message
-        while children.get(leaf.id):
-            leaf = children[leaf.id][-1]
-        self.current_leaf = leaf
+        """Put `message` on screen, with the latest answers that follow it (found from ids: no texts read)."""
+        children: dict[int, list[int]] = {}
+        for message_id, parent_id in self.messages.values_list("id", "parent_id"):
+            children.setdefault(parent_id, []).append(message_id)
+        leaf_id = message.id
+        while children.get(leaf_id):
+            leaf_id = children[leaf_id][-1]
+        self.current_leaf_id = leaf_id
         self.save(update_fields=["current_leaf", "updated_at"])
 
     def add_exchange(self, text: str, parent_id: int | None, model: str) -> tuple["Message", "Message"]:
@@ -212,6 +212,11 @@ def _mark_versions(targets: list, messages: list, branch: list) -> None:
         message.next_version = versions[index + 1] if index + 1 < len(versions) else None
 
 
+def position(branch: list, message_id: int | None) -> int | None:
+    """Where message `message_id` is on `branch` (messages or outlines); None if it is not there."""
+    return next((i for i, m in enumerate(branch) if m.id == message_id), None)
+
+
 PAGE_MESSAGES = 100  # a conversation page carries the latest of its branch; earlier ones load as the reader scrolls
 KEPT_ABOVE = 20  # messages: a screenful or more above one the page must keep in place (a version flipped)
 
@@ -232,13 +237,14 @@ class BranchWindow:
         where the reader saw it.
         """
         start = max(0, len(branch) - PAGE_MESSAGES)
-        start = min([start] + [max(0, i - KEPT_ABOVE) for i, m in enumerate(branch) if m.id == keep_id])
+        if (kept := position(branch, keep_id)) is not None:
+            start = min(start, max(0, kept - KEPT_ABOVE))
         return cls(branch[start:], start)
 
     @classmethod
     def before(cls, branch: list["Message"], message_id: int | None) -> "BranchWindow | None":
         """The PAGE_MESSAGES before message `message_id`; None if it is not on `branch` (the branch changed)."""
-        end = next((i for i, m in enumerate(branch) if m.id == message_id), None)
+        end = position(branch, message_id)
         if end is None:
             return None
         start = max(0, end - PAGE_MESSAGES)
