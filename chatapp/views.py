@@ -46,8 +46,12 @@ def _render_chat(request: HttpRequest, conversation: Conversation | None) -> Htt
     window, branch = BranchWindow([], 0), []
     if conversation is not None:
         interrupt_orphans(conversation)
-        # A long branch shows its end; the rest loads as the reader scrolls up (or all at once without JavaScript).
-        pick = BranchWindow.whole if "all" in request.GET else BranchWindow.latest
+        # A long branch shows its end; the rest loads as the reader scrolls up (or all at once without
+        # JavaScript). `?keep=<message id>` reaches back to that message: a version flipped without JavaScript.
+        if "all" in request.GET:
+            pick = BranchWindow.whole
+        else:
+            pick = functools.partial(BranchWindow.latest, keep_id=exchanges.message_id(request.GET.get("keep")))
         window, branch = conversation.window_with_versions(pick)
     selected = (conversation.model if conversation else "") or default_model_ref(request.user, providers, table)
     context = {
@@ -241,7 +245,7 @@ def show_version(request: HttpRequest, conversation_id, message_id: int) -> Http
     if request.htmx:  # the window reaches back to the version shown, where the reader is
         window, _branch = chat.window_with_versions(functools.partial(BranchWindow.latest, keep_id=message.id))
         return render(request, "chatapp/_messages.html", {"conversation": chat, "window": window})
-    return redirect(chat)
+    return redirect(f"{chat.get_absolute_url()}?keep={message.id}#m-{message.id}")
 
 
 @require_GET

@@ -116,6 +116,23 @@ def test_flipping_an_early_version_keeps_it_on_the_page(alice_client, alice):
 
 
 @pytest.mark.django_db
+def test_without_javascript_an_early_version_flipped_is_on_the_page_it_lands_on(alice_client, alice):
+    chat = _conversation_with(alice, 80)
+    answer = chat.branch()[41]
+    other = chat.regenerate(answer, "gpt-4o@openai")
+    Message.objects.filter(pk=other.id).update(status=Message.Status.DONE, content="Version B")
+    response = alice_client.post(f"/c/{chat.id}/versions/{answer.id}/")
+    assert response.url == f"{chat.get_absolute_url()}?keep={answer.id}#m-{answer.id}"
+    shown = [int(i) for i in _ARTICLE_ID.findall(alice_client.get(response.url).content.decode())]
+    chat.refresh_from_db()
+    assert answer.id in shown and shown == [m.id for m in chat.branch()][41 - KEPT_ABOVE :]
+    # A message no longer on the branch, or junk, leaves the page's usual end.
+    for junk in (str(chat.branch()[0].id + 10_000), "x", ""):
+        page = alice_client.get(f"{chat.get_absolute_url()}?keep={junk}").content.decode()
+        assert [int(i) for i in _ARTICLE_ID.findall(page)] == [m.id for m in chat.branch()][-PAGE_MESSAGES:]
+
+
+@pytest.mark.django_db
 def test_an_earlier_window_carries_the_mark_of_where_the_models_memory_began(alice_client, alice):
     chat = _conversation_with(alice, 100)
     branch = chat.branch()
