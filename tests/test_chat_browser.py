@@ -304,6 +304,22 @@ def test_a_long_conversation_loads_its_earlier_messages_as_the_reader_scrolls_up
     expect(page.locator("[data-copy-code]:empty")).to_have_count(0)  # and their code blocks' buttons labelled
 
 
+def test_an_earlier_window_that_failed_to_come_is_asked_for_again_by_its_link(page, app):
+    url = f"{app.url}/c/{_long_conversation(app, 200)}/"
+    page.goto(url)
+    articles = page.locator("#messages > article")
+    expect(articles).to_have_count(100)
+    page.route("**/earlier/**", lambda route: route.abort())  # the network drops that request
+    page.locator("#main").evaluate("el => { el.scrollTop = 0; }")
+    link = page.locator(".earlier-messages.failed > a")
+    expect(link).to_have_text("Show the 100 earlier messages")
+    page.unroute("**/earlier/**")
+    link.click()
+    expect(articles).to_have_count(200)  # that window, into this page
+    expect(page.locator(".earlier-messages")).to_have_count(0)
+    assert page.url == url
+
+
 def test_a_version_flipped_far_up_a_long_conversation_stays_where_the_reader_saw_it(page, app):
     # A second version of the 202nd message, on screen; the first has the 98 messages after it.
     chat_id = _long_conversation(app, 300)

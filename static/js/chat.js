@@ -156,6 +156,24 @@
   // Again once the new messages settle (htmx's settling step, their math typeset): then forget it.
   document.addEventListener("htmx:afterSettle", function () { keepPlace(); kept = null; });
 
+  // A window that failed to come (the network dropped, the server restarted)
+  // leaves its link; clicking it then asks for that window again, rather than
+  // leaving the page for the whole conversation at once.
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var elt = event.detail.elt;
+    if (!event.detail.successful && elt.classList && elt.classList.contains("earlier-messages")) {
+      elt.classList.add("failed");
+    }
+  });
+  document.addEventListener("click", function (event) {
+    var link = event.target.closest && event.target.closest(".earlier-messages.failed > a");
+    if (!link) { return; }
+    event.preventDefault();
+    var sentinel = link.parentElement;
+    sentinel.classList.remove("failed");
+    htmx.ajax("GET", sentinel.getAttribute("hx-get"), { source: sentinel, target: sentinel, swap: "outerHTML" });
+  });
+
   // When the answer starts, the reasoning block folds to "Thought for N s".
   onSwappedIn(function (summary) {
     if (summary.matches("summary[data-collapse]")) {
