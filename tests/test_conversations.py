@@ -9,7 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from chatapp.models import Conversation, Message
+from chatapp.models import PAGE_MESSAGES, Conversation, Message
 from chatapp.upstream import fit_to_context
 from tests.chat_client import generations_finished, open_chat
 from tests.fake_upstream import Stream, openai_text_stream
@@ -261,7 +261,7 @@ async def _branch_ids(chat_id) -> list[int]:
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_sending_in_a_long_conversation_sends_the_new_exchange_not_the_history(alice, openrouter):
+async def test_sending_in_a_long_conversation_sends_the_new_exchange_not_the_history(alice, openrouter, async_client):
     """A 1,000-message chat is megabytes of HTML, more than Daphne lets one socket frame carry (1 MiB)."""
     openrouter.enqueue(Stream(openai_text_stream("A new answer.")))
     chat = await Conversation.objects.acreate(owner=alice, model=MODEL)
@@ -275,19 +275,21 @@ async def test_sending_in_a_long_conversation_sends_the_new_exchange_not_the_his
 
     await sync_to_async(fill)()
     socket, _ = await open_chat(alice, chat.id)
-    socket.order = await _branch_ids(chat.id)  # the page it loaded
+    await async_client.aforce_login(alice)
+    socket.load((await async_client.get(chat.get_absolute_url())).content.decode())
+    assert len(socket.order) == PAGE_MESSAGES  # the page carries the latest messages
     await socket.send(action="send", message="One more", model=MODEL)
     answer = await _answered(socket)
     _sent_at, frame = next((t, f) for t, f in socket.frames if "One more" in f)
     assert len(frame.encode()) < 20_000 and "question 0 " not in frame
     assert socket.shown[answer].content == "A new answer."
-    assert socket.order == await _branch_ids(chat.id) and len(socket.order) == 1002
+    assert socket.order == (await _branch_ids(chat.id))[-PAGE_MESSAGES - 2 :]  # the page's messages, then the new two
     await socket.close()
     await generations_finished()  # titling reads the 1,002 messages: not cut off by the end of the test
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_a_tab_showing_an_older_branch_gets_the_new_one_from_where_they_part(alice, openrouter):
+async def test_a_tab_showing_an_older_branch_gets_the_new_one_from_where_they_part(alice, openrouter, async_client):
     """Another tab regenerates: this one, joining the stream, swaps the old answer for the new."""
     openrouter.enqueue(Stream(openai_text_stream("Answer one.")), Stream(openai_text_stream("Answer two. " * 40), delay=0.01))
     chat_id = uuid.uuid4()
@@ -295,7 +297,9 @@ async def test_a_tab_showing_an_older_branch_gets_the_new_one_from_where_they_pa
     await first_tab.send(action="send", message="A question", model=MODEL)
     old = await _answered(first_tab)
     second_tab, _ = await open_chat(alice, chat_id)
-    second_tab.order = list(first_tab.order)  # the page it loaded
+    await async_client.aforce_login(alice)
+    second_tab.load((await async_client.get(f"/c/{chat_id}/")).content.decode())
+    assert second_tab.order == first_tab.order
     await first_tab.send(action="regenerate", message_id=str(old))
     new = await _answered(first_tab, old)
     await second_tab.until_status(new, "done")
