@@ -33,7 +33,7 @@ class ConversationQuerySet(models.QuerySet):
         return self.filter(owner=user, deleted_at__isnull=True)
 
     def search(self, text: str) -> "ConversationQuerySet":
-        """Titles and message text containing `text`.
+        """Titles and message text containing `text`, each with `match_id`: its newest message that matched, if any.
 
         On PostgreSQL full-text search (the "simple" configuration, so any
         language matches word by word) joins the substring match, which
@@ -42,15 +42,17 @@ class ConversationQuerySet(models.QuerySet):
         text = text.strip()
         if not text:
             return self
-        matches = models.Q(title__icontains=text) | models.Q(messages__content__icontains=text)
+        matching = Message.objects.filter(conversation=models.OuterRef("pk"))
+        hit = models.Q(content__icontains=text)
         if connection.vendor == "postgresql":
             from django.contrib.postgres.search import SearchQuery, SearchVector
 
-            found = Message.objects.annotate(document=SearchVector("content", config="simple")).filter(
-                document=SearchQuery(text, config="simple")
-            )
-            matches |= models.Q(id__in=found.values("conversation_id"))
-        return self.filter(matches).distinct()
+            matching = matching.annotate(document=SearchVector("content", config="simple"))
+            hit |= models.Q(document=SearchQuery(text, config="simple"))
+        matching = matching.filter(hit)
+        return self.filter(models.Q(title__icontains=text) | models.Exists(matching)).annotate(
+            match_id=models.Subquery(matching.order_by("-id").values("id")[:1])
+        )
 
 
 class Conversation(models.Model):

@@ -320,6 +320,24 @@ def test_an_earlier_window_that_failed_to_come_is_asked_for_again_by_its_link(pa
     assert page.url == url
 
 
+def test_a_search_result_opens_at_the_message_that_matched(page, app):
+    chat_id = _long_conversation(app, 300)
+    matched = manage(app.env, "shell", "-c", (
+        "from chatapp.models import Conversation, Message\n"
+        f"message = Conversation.objects.get(id='{chat_id}').branch()[40]\n"
+        "Message.objects.filter(pk=message.pk).update(content='Where is the zeppelin?')\n"
+        "print(message.id)"
+    )).split()[-1]  # fmt: skip
+    page.goto(f"{app.url}/c/new/")
+    page.get_by_role("searchbox", name="Search conversations").fill("zeppelin")
+    result = page.locator(".conversation-item > a")
+    expect(result).to_have_text(["Bench: 300 messages"])  # the other chat the bench seeds has no zeppelin
+    result.click()
+    message = page.locator(f"#m-{matched}")
+    expect(message).to_be_in_viewport()  # 260 messages from the end, on screen
+    assert message.evaluate("el => el.matches(':target')")  # and marked
+
+
 def test_a_version_flipped_far_up_a_long_conversation_stays_where_the_reader_saw_it(page, app):
     # A second version of the 202nd message, on screen; the first has the 98 messages after it.
     chat_id = _long_conversation(app, 300)
@@ -458,8 +476,6 @@ def test_usable_on_a_phone_screen(browser, app, page):
     expect(box).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
     assert box.bounding_box()["width"] > 150
-
-
 
 
 def test_deleting_the_open_conversation_closes_it_until_undone(page, upstream_server):

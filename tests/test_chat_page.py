@@ -132,6 +132,28 @@ def test_without_javascript_an_early_version_flipped_is_on_the_page_it_lands_on(
         assert [int(i) for i in _ARTICLE_ID.findall(page)] == [m.id for m in chat.branch()][-PAGE_MESSAGES:]
 
 
+_RESULT_LINK = re.compile(r'<li id="conversation-[^"]+"[^>]*>\s*<a href="([^"]+)">')
+
+
+@pytest.mark.django_db
+def test_a_search_result_opens_its_conversation_at_the_newest_message_that_matched(alice_client, alice):
+    chat = _conversation_with(alice, 150)
+    branch = chat.branch()
+    Message.objects.filter(pk__in=[branch[10].id, branch[31].id]).update(content="The zeppelin question")
+    link = html_unescape(_RESULT_LINK.search(alice_client.get("/c/list/", {"q": "Zeppelin"}).content.decode())[1])
+    assert link == f"{chat.get_absolute_url()}?keep={branch[31].id}#m-{branch[31].id}"
+    shown = [int(i) for i in _ARTICLE_ID.findall(alice_client.get(link).content.decode())]
+    assert shown == [m.id for m in branch][31 - KEPT_ABOVE :]  # far above the latest 100, on the page
+
+    if connection.vendor == "postgresql":  # full-text search: the words in another order
+        link = _RESULT_LINK.search(alice_client.get("/c/list/", {"q": "question zeppelin"}).content.decode())[1]
+        assert html_unescape(link) == f"{chat.get_absolute_url()}?keep={branch[31].id}#m-{branch[31].id}"
+
+    # A match in the title alone opens the conversation as usual.
+    title_link = _RESULT_LINK.search(alice_client.get("/c/list/", {"q": "long one"}).content.decode())[1]
+    assert title_link == chat.get_absolute_url()
+
+
 @pytest.mark.django_db
 def test_an_earlier_window_carries_the_mark_of_where_the_models_memory_began(alice_client, alice):
     chat = _conversation_with(alice, 100)

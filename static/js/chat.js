@@ -258,8 +258,16 @@
     var filter = document.getElementById("model-filter");
     if (filter && select && select.options.length >= SEARCH_FROM) { filter.hidden = false; }
     var el = scroller();
-    if (el) { el.scrollTop = el.scrollHeight; }
+    // A message the address names (a search result, a version flipped without
+    // JavaScript) is where the page opens; otherwise the latest message.
+    var named = location.hash && document.getElementById(location.hash.slice(1));
+    var list = messages();
+    if (named && list && list.contains(named)) {
+      named.scrollIntoView({ block: "center" });
+    } else if (el) {
+      el.scrollTop = el.scrollHeight;
+    }
     var box = input();
-    if (box) { box.focus(); }
+    if (box) { box.focus({ preventScroll: true }); }
   });
 })();
