@@ -47,7 +47,8 @@ def _render_chat(request: HttpRequest, conversation: Conversation | None) -> Htt
     if conversation is not None:
         interrupt_orphans(conversation)
         # A long branch shows its end; the rest loads as the reader scrolls up (or all at once without
-        # JavaScript). `?keep=<message id>` reaches back to that message: a version flipped without JavaScript.
+        # JavaScript). `?keep=<message id>` reaches back to that message: a search result, or a version
+        # flipped without JavaScript.
         if "all" in request.GET:
             pick = BranchWindow.whole
         else:
