@@ -1,6 +1,6 @@
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 from django.conf import settings
@@ -147,7 +147,7 @@ class Conversation(models.Model):
         by_id = {m.id: m for m in self.messages.filter(id__range=(min(ids), max(ids)))}
         messages = [by_id[i] for i in ids]
         _mark_versions(messages, outline, branch)
-        return BranchWindow(messages, window.earlier), branch
+        return replace(window, messages=messages), branch
 
     def show_version(self, message: "Message") -> None:
         """Put `message` on screen, with the latest answers that follow it (found from ids: no texts read)."""
@@ -225,10 +225,11 @@ KEPT_ABOVE = 20  # messages: a screenful or more above one the page must keep in
 
 @dataclass(frozen=True)
 class BranchWindow:
-    """The part of a branch a page carries: consecutive messages, and how many of the branch come before them."""
+    """The part of a branch a page carries: consecutive messages, and how many of the branch come before and after."""
 
     messages: list["Message"]
     earlier: int
+    later: int = 0
 
     @classmethod
     def latest(cls, branch: list["Message"], keep_id: int | None = None) -> "BranchWindow":
@@ -244,6 +245,16 @@ class BranchWindow:
         return cls(branch[start:], start)
 
     @classmethod
+    def around(cls, branch: list["Message"], message_id: int | None) -> "BranchWindow":
+        """PAGE_MESSAGES from a screenful above message `message_id` (a search result); the latest if it is not on `branch`."""
+        kept = position(branch, message_id)
+        if kept is None:
+            return cls.latest(branch)
+        start = min(max(0, kept - KEPT_ABOVE), max(0, len(branch) - PAGE_MESSAGES))
+        end = start + PAGE_MESSAGES
+        return cls(branch[start:end], start, max(0, len(branch) - end))
+
+    @classmethod
     def before(cls, branch: list["Message"], message_id: int | None) -> "BranchWindow | None":
         """The PAGE_MESSAGES before message `message_id`; None if it is not on `branch` (the branch changed)."""
         end = position(branch, message_id)
@@ -253,12 +264,25 @@ class BranchWindow:
         return cls(branch[start:end], start)
 
     @classmethod
+    def after(cls, branch: list["Message"], message_id: int | None) -> "BranchWindow | None":
+        """The PAGE_MESSAGES after message `message_id`; None if it is not on `branch` (the branch changed)."""
+        start = position(branch, message_id)
+        if start is None:
+            return None
+        end = start + 1 + PAGE_MESSAGES
+        return cls(branch[start + 1 : end], 0, max(0, len(branch) - end))
+
+    @classmethod
     def whole(cls, branch: list["Message"]) -> "BranchWindow":
         return cls(branch, 0)
 
     @property
     def first_id(self) -> int | None:
         return self.messages[0].id if self.messages else None
+
+    @property
+    def last_id(self) -> int | None:
+        return self.messages[-1].id if self.messages else None
 
 
 class Message(models.Model):

@@ -22,6 +22,7 @@ chat_patterns = [
     path("c/<uuid:conversation_id>/settings/", views.conversation_settings, name="settings"),
     path("c/<uuid:conversation_id>/versions/<int:message_id>/", views.show_version, name="version"),
     path("c/<uuid:conversation_id>/earlier/", views.earlier_messages, name="earlier"),
+    path("c/<uuid:conversation_id>/later/", views.later_messages, name="later"),
 ]
 
 urlpatterns = [

@@ -47,12 +47,15 @@ def _render_chat(request: HttpRequest, conversation: Conversation | None) -> Htt
     if conversation is not None:
         interrupt_orphans(conversation)
         # A long branch shows its end; the rest loads as the reader scrolls up (or all at once without
-        # JavaScript). `?keep=<message id>` reaches back to that message: a search result, or a version
-        # flipped without JavaScript.
+        # JavaScript). `?keep=<message id>` shows the messages from a screenful above that one instead (a
+        # search result, a version flipped without JavaScript), and those after them load as the reader
+        # scrolls down.
         if "all" in request.GET:
             pick = BranchWindow.whole
+        elif keep := exchanges.message_id(request.GET.get("keep")):
+            pick = functools.partial(BranchWindow.around, message_id=keep)
         else:
-            pick = functools.partial(BranchWindow.latest, keep_id=exchanges.message_id(request.GET.get("keep")))
+            pick = BranchWindow.latest
         window, branch = conversation.window_with_versions(pick)
     selected = (conversation.model if conversation else "") or default_model_ref(request.user, providers, table)
     context = {
@@ -257,7 +260,21 @@ def earlier_messages(request: HttpRequest, conversation_id) -> HttpResponse:
     window, _branch = chat.window_with_versions(functools.partial(BranchWindow.before, message_id=before))
     if window is None:  # the branch on screen changed since the page was drawn: draw it again
         return HttpResponseClientRefresh() if request.htmx else redirect(chat)
-    return render(request, "chatapp/_earlier_window.html", {"conversation": chat, "window": window})
+    return render(request, "chatapp/_window.html", {"conversation": chat, "window": window})
+
+
+@require_GET
+def later_messages(request: HttpRequest, conversation_id) -> HttpResponse:
+    """The messages after `?after=<id>` on the branch on screen, for a page that opened above its end (?keep=)."""
+    chat = _get_conversation_for_user(request, conversation_id)
+    after = exchanges.message_id(request.GET.get("after"))
+    window, _branch = chat.window_with_versions(functools.partial(BranchWindow.after, message_id=after))
+    if window is None:
+        return HttpResponseClientRefresh() if request.htmx else redirect(chat)
+    if not request.htmx:  # without JavaScript: the page that opens at the first of them
+        first = window.first_id
+        return redirect(f"{chat.get_absolute_url()}?keep={first}#m-{first}" if first else chat.get_absolute_url())
+    return render(request, "chatapp/_window.html", {"conversation": chat, "window": window})
 
 
 def conversation_settings(request: HttpRequest, conversation_id) -> HttpResponse:

@@ -320,7 +320,7 @@ def test_an_earlier_window_that_failed_to_come_is_asked_for_again_by_its_link(pa
     assert page.url == url
 
 
-def test_a_search_result_opens_at_the_message_that_matched(page, app):
+def test_a_search_result_opens_at_the_message_that_matched(page, app, upstream_server):
     chat_id = _long_conversation(app, 300)
     matched = manage(app.env, "shell", "-c", (
         "from chatapp.models import Conversation, Message\n"
@@ -336,6 +336,25 @@ def test_a_search_result_opens_at_the_message_that_matched(page, app):
     message = page.locator(f"#m-{matched}")
     expect(message).to_be_in_viewport()  # 260 messages from the end, on screen
     assert message.evaluate("el => el.matches(':target')")  # and marked
+    articles = page.locator("#messages > article")
+    expect(articles).to_have_count(100)  # from 20 above it
+
+    for loaded in (200, 280):  # down to the end, a window at a time
+        page.locator("#main").evaluate("el => { el.scrollTop = el.scrollHeight; }")
+        expect(articles).to_have_count(loaded)
+    expect(page.locator(".later-messages")).to_have_count(0)
+    ids = [int(i) for i in articles.evaluate_all("list => list.map(a => a.dataset.messageId)")]
+    assert ids == sorted(ids) and len(set(ids)) == 280
+
+    # Sent from a page that opened above the end, a message takes the reader to the end, where it is.
+    page.reload()  # the page as the search opened it
+    expect(message).to_be_in_viewport()
+    expect(page.locator(".later-messages")).to_have_count(1)
+    upstream_server.enqueue(Stream(openai_text_stream("Back at the end.")))
+    _send(page, "Where were we?")
+    expect(page).to_have_url(f"{app.url}/c/{chat_id}/")
+    expect(_last_answer(page)).to_contain_text("Back at the end.", timeout=15000)
+    expect(page.locator("#messages > article").last).to_be_in_viewport()
 
 
 def test_a_version_flipped_far_up_a_long_conversation_stays_where_the_reader_saw_it(page, app):

@@ -125,7 +125,8 @@ def test_without_javascript_an_early_version_flipped_is_on_the_page_it_lands_on(
     assert response.url == f"{chat.get_absolute_url()}?keep={answer.id}#m-{answer.id}"
     shown = [int(i) for i in _ARTICLE_ID.findall(alice_client.get(response.url).content.decode())]
     chat.refresh_from_db()
-    assert answer.id in shown and shown == [m.id for m in chat.branch()][41 - KEPT_ABOVE :]
+    start = 41 - KEPT_ABOVE
+    assert answer.id in shown and shown == [m.id for m in chat.branch()][start : start + PAGE_MESSAGES]
     # A message no longer on the branch, or junk, leaves the page's usual end.
     for junk in (str(chat.branch()[0].id + 10_000), "x", ""):
         page = alice_client.get(f"{chat.get_absolute_url()}?keep={junk}").content.decode()
@@ -135,23 +136,57 @@ def test_without_javascript_an_early_version_flipped_is_on_the_page_it_lands_on(
 _RESULT_LINK = re.compile(r'<li id="conversation-[^"]+"[^>]*>\s*<a href="([^"]+)">')
 
 
+_LATER = re.compile(r'<div class="later-messages" hx-get="([^"]+)"[^>]*><a href="([^"]+)">([^<]+)</a>')
+
+
 @pytest.mark.django_db
 def test_a_search_result_opens_its_conversation_at_the_newest_message_that_matched(alice_client, alice):
     chat = _conversation_with(alice, 150)
-    branch = chat.branch()
-    Message.objects.filter(pk__in=[branch[10].id, branch[31].id]).update(content="The zeppelin question")
+    branch = [m.id for m in chat.branch()]
+    Message.objects.filter(pk__in=[branch[10], branch[31]]).update(content="The zeppelin question")
     link = html_unescape(_RESULT_LINK.search(alice_client.get("/c/list/", {"q": "Zeppelin"}).content.decode())[1])
-    assert link == f"{chat.get_absolute_url()}?keep={branch[31].id}#m-{branch[31].id}"
-    shown = [int(i) for i in _ARTICLE_ID.findall(alice_client.get(link).content.decode())]
-    assert shown == [m.id for m in branch][31 - KEPT_ABOVE :]  # far above the latest 100, on the page
+    assert link == f"{chat.get_absolute_url()}?keep={branch[31]}#m-{branch[31]}"
+
+    # The page: from a screenful above the match, 100 messages, between links to those before and after.
+    html = alice_client.get(link).content.decode()
+    start = 31 - KEPT_ABOVE
+    shown = [int(i) for i in _ARTICLE_ID.findall(html)]
+    assert shown == branch[start : start + PAGE_MESSAGES]
+    assert "Show the 11 earlier messages</a>" in html
+    later = _LATER.search(html)
+    assert later[3] == "Show the 189 later messages" and later[1] == later[2]
+    windows = []
+    while later:  # as the reader scrolls down
+        with CaptureQueriesContext(connection) as queries:
+            fragment = alice_client.get(html_unescape(later[1]), HTTP_HX_REQUEST="true").content.decode()
+        windows.append(len(queries))
+        shown += [int(i) for i in _ARTICLE_ID.findall(fragment)]
+        assert "earlier-messages" not in fragment
+        later = _LATER.search(fragment)
+    assert shown == branch[start:]  # every message once, in order, to the end
+    assert len(windows) == 2 and windows[0] == windows[1]
 
     if connection.vendor == "postgresql":  # full-text search: the words in another order
         link = _RESULT_LINK.search(alice_client.get("/c/list/", {"q": "question zeppelin"}).content.decode())[1]
-        assert html_unescape(link) == f"{chat.get_absolute_url()}?keep={branch[31].id}#m-{branch[31].id}"
+        assert html_unescape(link) == f"{chat.get_absolute_url()}?keep={branch[31]}#m-{branch[31]}"
 
     # A match in the title alone opens the conversation as usual.
     title_link = _RESULT_LINK.search(alice_client.get("/c/list/", {"q": "long one"}).content.decode())[1]
     assert title_link == chat.get_absolute_url()
+
+
+@pytest.mark.django_db
+def test_without_javascript_the_later_link_opens_the_page_at_them(alice_client, alice, bob):
+    chat = _conversation_with(alice, 150)
+    branch = [m.id for m in chat.branch()]
+    later = f"/c/{chat.id}/later/?after={branch[110]}"
+    assert alice_client.get(later).url == f"{chat.get_absolute_url()}?keep={branch[111]}#m-{branch[111]}"
+    # A message no longer on the branch: the page is drawn again; another user's conversation is not found.
+    stale = f"/c/{chat.id}/later/?after=999999"
+    assert alice_client.get(stale, HTTP_HX_REQUEST="true").headers["HX-Refresh"] == "true"
+    assert alice_client.get(stale).url == chat.get_absolute_url()
+    alice_client.force_login(bob)
+    assert alice_client.get(later).status_code == 404
 
 
 @pytest.mark.django_db

@@ -32,7 +32,8 @@
     var anchor = document.getElementById("m-" + after);
     if (!anchor || anchor.parentElement !== event.detail.target) {
       event.detail.shouldSwap = false;
-      window.location.reload();
+      // The conversation's own address: a page opened above the end (?keep=) would open there again.
+      window.location.replace(messages().dataset.conversationUrl || window.location.pathname);
       return;
     }
     while (anchor.nextSibling) { anchor.nextSibling.remove(); }
@@ -158,15 +159,16 @@
 
   // A window that failed to come (the network dropped, the server restarted)
   // leaves its link; clicking it then asks for that window again, rather than
-  // leaving the page for the whole conversation at once.
+  // leaving the page.
+  var WINDOW_LINKS = ".earlier-messages, .later-messages";
   document.addEventListener("htmx:afterRequest", function (event) {
     var elt = event.detail.elt;
-    if (!event.detail.successful && elt.classList && elt.classList.contains("earlier-messages")) {
+    if (!event.detail.successful && elt.matches && elt.matches(WINDOW_LINKS)) {
       elt.classList.add("failed");
     }
   });
   document.addEventListener("click", function (event) {
-    var link = event.target.closest && event.target.closest(".earlier-messages.failed > a");
+    var link = event.target.closest && event.target.closest(".earlier-messages.failed > a, .later-messages.failed > a");
     if (!link) { return; }
     event.preventDefault();
     var sentinel = link.parentElement;
