@@ -200,6 +200,8 @@ def table(result: dict) -> str:
         ["earlier windows, each p50 / max (messages then)",
          f"{page.get('earlier_windows', '-')}, {_ms(page.get('earlier_p50_ms'))} / {_ms(page.get('earlier_max_ms'))}"
          f" ({page.get('messages_loaded', '-')})"],
+        ["a page opened at the 11th message (?keep=) p50 (messages)",
+         f"{_ms(page.get('kept_p50_ms'))} ({page.get('kept_messages', '-')})"],
         ["whole branch in one page (?all=1) p50, size",
          f"{_ms(page.get('whole_p50_ms'))}, {format_value((page.get('whole_bytes') or 0) / 1024)} KB"],
     ]))  # fmt: skip

@@ -34,6 +34,7 @@ from tests.live_server import ROOT, AppServer, base_env, free_port, manage, prep
 CHAT_MODEL = f"{MODEL}@openrouter"
 PAUSE = 0.5  # seconds between rounds: sockets closed, buffers drained
 _EARLIER = re.compile(r'<div class="earlier-messages" hx-get="([^"]+)"')  # the link to the window before (d.)
+_ARTICLE_ID = re.compile(r'<article id="m-(\d+)"')
 PROXY_PATH = "/api/openrouter/v1/chat/completions"  # where scenarios a. and b. post, through Switchboard
 SCENARIOS = "abcd"
 
@@ -327,6 +328,14 @@ class Bench:
                 windows.append((time.perf_counter() - began) * 1000)
                 page = response.raise_for_status().text
                 loaded += page.count("<article ")
+            # A page opened at the 11th message (a search result far up): the messages around it.
+            early = _ARTICLE_ID.findall(page)[: 11][-1]
+            kept = []
+            for _request in range(max(2, s.page_requests // 4)):
+                began = time.perf_counter()
+                kept_page = client.get(figures["url"], params={"keep": early})
+                kept.append((time.perf_counter() - began) * 1000)
+                kept_page.raise_for_status()
             whole = []  # the whole branch in one page, as a browser without JavaScript asks for it
             for _request in range(max(2, s.page_requests // 4)):
                 began = time.perf_counter()
@@ -343,6 +352,8 @@ class Bench:
             earlier_p50_ms=percentile(windows, 50),
             earlier_max_ms=max(windows, default=None),
             messages_loaded=loaded,  # after every window: all of them, once
+            kept_p50_ms=percentile(kept, 50),
+            kept_messages=kept_page.text.count("<article "),
             whole_p50_ms=percentile(whole, 50),
             whole_bytes=len(response.content),
         )

@@ -34,6 +34,7 @@ def test_the_bench_produces_every_figure_and_writes_its_json(tmp_path, capsys):
     assert figures["chat"]["tokens_final"] == figures["chat"]["tokens_expected"] == 30
     assert figures["chat"]["ttft_p50_ms"] is not None
     assert figures["page"]["messages"] == 20 and figures["page"]["queries"] > 0
+    assert figures["page"]["kept_messages"] == 20 and figures["page"]["kept_p50_ms"] > 0
     assert figures["memory"]["sockets"] == 3
     # The floor relay, a peer that needs no install, came through whole too.
     floor = result["peers"]["floor"]
