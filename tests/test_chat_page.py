@@ -67,6 +67,8 @@ def test_a_thousand_messages_render_with_a_fixed_number_of_queries(alice_client,
 
 _ARTICLE_ID = re.compile(r'<article id="m-(\d+)"')
 _EARLIER = re.compile(r'<div class="earlier-messages" hx-get="([^"]+)"[^>]*><a href="([^"]+)">([^<]+)</a>')
+_LATER = re.compile(r'<div class="later-messages" hx-get="([^"]+)"[^>]*><a href="([^"]+)">([^<]+)</a>')
+_RESULT_LINK = re.compile(r'<li id="conversation-[^"]+"[^>]*>\s*<a href="([^"]+)">')  # a search result's
 
 
 @pytest.mark.django_db
@@ -131,12 +133,6 @@ def test_without_javascript_an_early_version_flipped_is_on_the_page_it_lands_on(
     for junk in (str(chat.branch()[0].id + 10_000), "x", ""):
         page = alice_client.get(f"{chat.get_absolute_url()}?keep={junk}").content.decode()
         assert [int(i) for i in _ARTICLE_ID.findall(page)] == [m.id for m in chat.branch()][-PAGE_MESSAGES:]
-
-
-_RESULT_LINK = re.compile(r'<li id="conversation-[^"]+"[^>]*>\s*<a href="([^"]+)">')
-
-
-_LATER = re.compile(r'<div class="later-messages" hx-get="([^"]+)"[^>]*><a href="([^"]+)">([^<]+)</a>')
 
 
 @pytest.mark.django_db
