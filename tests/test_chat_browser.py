@@ -325,7 +325,7 @@ def test_a_search_result_opens_at_the_message_that_matched(page, app, upstream_s
     matched = manage(app.env, "shell", "-c", (
         "from chatapp.models import Conversation, Message\n"
         f"message = Conversation.objects.get(id='{chat_id}').branch()[40]\n"
-        "Message.objects.filter(pk=message.pk).update(content='Where is the zeppelin?')\n"
+        "Message.objects.filter(pk=message.pk).update(content='Where is the zeppelin? The Zeppelin, I mean.')\n"
         "print(message.id)"
     )).split()[-1]  # fmt: skip
     page.goto(f"{app.url}/c/new/")
@@ -335,7 +335,9 @@ def test_a_search_result_opens_at_the_message_that_matched(page, app, upstream_s
     result.click()
     message = page.locator(f"#m-{matched}")
     expect(message).to_be_in_viewport()  # 260 messages from the end, on screen
-    assert message.evaluate("el => el.matches(':target')")  # and marked
+    assert message.evaluate("el => el.matches(':target')")  # and marked, with the words that matched
+    marked = page.evaluate("[...CSS.highlights.get('search-match')].map(range => range.toString())")
+    assert marked == ["zeppelin", "Zeppelin"]
     articles = page.locator("#messages > article")
     expect(articles).to_have_count(100)  # from 20 above it
 

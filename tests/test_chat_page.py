@@ -141,7 +141,7 @@ def test_a_search_result_opens_its_conversation_at_the_newest_message_that_match
     branch = [m.id for m in chat.branch()]
     Message.objects.filter(pk__in=[branch[10], branch[31]]).update(content="The zeppelin question")
     link = html_unescape(_RESULT_LINK.search(alice_client.get("/c/list/", {"q": "Zeppelin"}).content.decode())[1])
-    assert link == f"{chat.get_absolute_url()}?keep={branch[31]}#m-{branch[31]}"
+    assert link == f"{chat.get_absolute_url()}?keep={branch[31]}&q=Zeppelin#m-{branch[31]}"
 
     # The page: from a screenful above the match, 100 messages, between links to those before and after.
     html = alice_client.get(link).content.decode()
@@ -164,7 +164,7 @@ def test_a_search_result_opens_its_conversation_at_the_newest_message_that_match
 
     if connection.vendor == "postgresql":  # full-text search: the words in another order
         link = _RESULT_LINK.search(alice_client.get("/c/list/", {"q": "question zeppelin"}).content.decode())[1]
-        assert html_unescape(link) == f"{chat.get_absolute_url()}?keep={branch[31]}#m-{branch[31]}"
+        assert html_unescape(link) == f"{chat.get_absolute_url()}?keep={branch[31]}&q=question%20zeppelin#m-{branch[31]}"
 
     # A match in the title alone opens the conversation as usual.
     title_link = _RESULT_LINK.search(alice_client.get("/c/list/", {"q": "long one"}).content.decode())[1]

@@ -254,6 +254,30 @@
     }
   });
 
+  // The words a search matched, marked in the message it opened at (where
+  // the browser has the CSS Custom Highlight API): each word on its own, as
+  // PostgreSQL's full-text search matches them.
+  function highlightSearch(message, query) {
+    if (!query || !window.CSS || !CSS.highlights || typeof Highlight === "undefined") { return; }
+    var words = query.toLowerCase().split(/\s+/).filter(Boolean);
+    var content = message.querySelector(".content") || message;
+    var walker = document.createTreeWalker(content, NodeFilter.SHOW_TEXT);
+    var found = new Highlight();
+    for (var node = walker.nextNode(); node; node = walker.nextNode()) {
+      var text = node.data.toLowerCase();
+      if (text.length !== node.data.length) { continue; }  // a letter whose lower case is longer: offsets would not match
+      words.forEach(function (word) {
+        for (var at = text.indexOf(word); at !== -1; at = text.indexOf(word, at + word.length)) {
+          var range = document.createRange();
+          range.setStart(node, at);
+          range.setEnd(node, at + word.length);
+          found.add(range);
+        }
+      });
+    }
+    CSS.highlights.set("search-match", found);
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     showProviderIcon();
     var select = document.getElementById("model-select");
@@ -266,6 +290,7 @@
     var list = messages();
     if (named && list && list.contains(named)) {
       named.scrollIntoView({ block: "center" });
+      highlightSearch(named, new URLSearchParams(window.location.search).get("q"));
     } else if (el) {
       el.scrollTop = el.scrollHeight;
     }
