@@ -302,52 +302,48 @@ class Bench:
         if seeded.returncode != 0:
             raise RuntimeError(f"seeding the long conversation failed:\n{seeded.stderr[-3000:]}")
         figures = json.loads(seeded.stdout)
-        times = []
         profile = self._profiled("d_page", pid)
         with httpx.Client(base_url=server.url, cookies=cookies, timeout=60) as client:
-            for _warm_up in range(2):
-                client.get(figures["url"]).raise_for_status()
+
+            def timed(url: str, requests: int, **kwargs) -> tuple[list[float], httpx.Response]:
+                """Milliseconds for each of `requests` GETs of `url`, and the last response."""
+                times = []
+                for _request in range(requests):
+                    began = time.perf_counter()
+                    response = client.get(url, **kwargs)
+                    times.append((time.perf_counter() - began) * 1000)
+                    response.raise_for_status()
+                return times, response
+
+            timed(figures["url"], 2)  # warm up
             if profile is not None:
                 profile.__enter__()
             try:
-                for _request in range(s.page_requests):
-                    began = time.perf_counter()
-                    response = client.get(figures["url"])
-                    times.append((time.perf_counter() - began) * 1000)
-                    response.raise_for_status()
+                times, response = timed(figures["url"], s.page_requests)
             finally:
                 if profile is not None:
                     profile.__exit__(None, None, None)
                     self.profiles["d_page"] = profile.summary()
             # The page carries the latest messages: a reader scrolling up fetches the earlier ones a window at a time.
-            first_page = response.text
-            page, windows, loaded = first_page, [], first_page.count("<article ")
+            page = response.text
+            on_page = loaded = page.count("<article ")
+            windows = []
             while link := _EARLIER.search(page):
-                began = time.perf_counter()
-                response = client.get(html.unescape(link[1]), headers={"HX-Request": "true"})
-                windows.append((time.perf_counter() - began) * 1000)
-                page = response.raise_for_status().text
+                window_times, response = timed(html.unescape(link[1]), 1, headers={"HX-Request": "true"})
+                windows += window_times
+                page = response.text
                 loaded += page.count("<article ")
             # A page opened at the 11th message (a search result far up): the messages around it.
-            early = _ARTICLE_ID.findall(page)[: 11][-1]
-            kept = []
-            for _request in range(max(2, s.page_requests // 4)):
-                began = time.perf_counter()
-                kept_page = client.get(figures["url"], params={"keep": early})
-                kept.append((time.perf_counter() - began) * 1000)
-                kept_page.raise_for_status()
-            whole = []  # the whole branch in one page, as a browser without JavaScript asks for it
-            for _request in range(max(2, s.page_requests // 4)):
-                began = time.perf_counter()
-                response = client.get(figures["url"], params={"all": "1"})
-                whole.append((time.perf_counter() - began) * 1000)
-                response.raise_for_status()
+            early = _ARTICLE_ID.findall(page)[:11][-1]
+            kept, kept_page = timed(figures["url"], max(2, s.page_requests // 4), params={"keep": early})
+            # The whole branch in one page, as a browser without JavaScript asks for it.
+            whole, whole_page = timed(figures["url"], max(2, s.page_requests // 4), params={"all": "1"})
         figures.update(
             requests=len(times),
             server_p50_ms=percentile(times, 50),
             server_p99_ms=percentile(times, 99),
             queries_fixed=figures["queries"] == figures["queries_short"],
-            messages_on_page=first_page.count("<article "),
+            messages_on_page=on_page,
             earlier_windows=len(windows),
             earlier_p50_ms=percentile(windows, 50),
             earlier_max_ms=max(windows, default=None),
@@ -355,7 +351,7 @@ class Bench:
             kept_p50_ms=percentile(kept, 50),
             kept_messages=kept_page.text.count("<article "),
             whole_p50_ms=percentile(whole, 50),
-            whole_bytes=len(response.content),
+            whole_bytes=len(whole_page.content),
         )
         return figures
 

@@ -187,9 +187,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         shown_here = self.shown.pop(message_id, None) is not None
         self.waiting.pop(message_id, None)
         conversation, branch = await _branch_on_screen(self.conversation_id)
-        message = next((m for m in branch if m.id == message_id), None)
-        if message is None:
+        if (index := position(branch, message_id)) is None:
             return
+        message = branch[index]
         if not shown_here:
             await self._send_html(self._from_question_html(conversation, branch, message_id))
             return
@@ -274,8 +274,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     def _from_question_html(self, conversation, branch: list[Message], answer_id: int) -> str:
         """The branch from answer `answer_id`'s question on: for a page that may show neither yet."""
-        question_id = next((m.parent_id for m in branch if m.id == answer_id), None)
-        return self._branch_html(conversation, branch, question_id)
+        index = position(branch, answer_id)
+        return self._branch_html(conversation, branch, branch[index].parent_id if index is not None else None)
 
     def _cuts_html(self, branch: list[Message]) -> str:
         """The marks of where the model's memory began, for `branch` (from branch_with_versions) as a whole."""

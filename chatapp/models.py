@@ -98,6 +98,10 @@ class Conversation(models.Model):
     def get_absolute_url(self) -> str:
         return reverse("chat:conversation", args=[self.id])
 
+    def url_at(self, message_id: int) -> str:
+        """The page opened at message `message_id` (BranchWindow.around), scrolled to it."""
+        return f"{self.get_absolute_url()}?keep={message_id}#m-{message_id}"
+
     @cached_property
     def form_urls(self) -> dict[str, str]:
         """Where each message's forms post: reversed once per page, not once per message of a long one."""

@@ -249,32 +249,44 @@ def show_version(request: HttpRequest, conversation_id, message_id: int) -> Http
     if request.htmx:  # the window reaches back to the version shown, where the reader is
         window, _branch = chat.window_with_versions(functools.partial(BranchWindow.latest, keep_id=message.id))
         return render(request, "chatapp/_messages.html", {"conversation": chat, "window": window})
-    return redirect(f"{chat.get_absolute_url()}?keep={message.id}#m-{message.id}")
+    return redirect(chat.url_at(message.id))
 
 
 @require_GET
 def earlier_messages(request: HttpRequest, conversation_id) -> HttpResponse:
     """The messages before `?before=<id>` on the branch on screen, for a page that shows those after it."""
-    chat = _get_conversation_for_user(request, conversation_id)
-    before = exchanges.message_id(request.GET.get("before"))
-    window, _branch = chat.window_with_versions(functools.partial(BranchWindow.before, message_id=before))
-    if window is None:  # the branch on screen changed since the page was drawn: draw it again
-        return HttpResponseClientRefresh() if request.htmx else redirect(chat)
+    chat, window = _window_beside(request, conversation_id, BranchWindow.before, "before")
+    if window is None:
+        return _redrawn(request, chat)
     return render(request, "chatapp/_window.html", {"conversation": chat, "window": window})
 
 
 @require_GET
 def later_messages(request: HttpRequest, conversation_id) -> HttpResponse:
     """The messages after `?after=<id>` on the branch on screen, for a page that opened above its end (?keep=)."""
-    chat = _get_conversation_for_user(request, conversation_id)
-    after = exchanges.message_id(request.GET.get("after"))
-    window, _branch = chat.window_with_versions(functools.partial(BranchWindow.after, message_id=after))
+    chat, window = _window_beside(request, conversation_id, BranchWindow.after, "after")
     if window is None:
-        return HttpResponseClientRefresh() if request.htmx else redirect(chat)
+        return _redrawn(request, chat)
     if not request.htmx:  # without JavaScript: the page that opens at the first of them
-        first = window.first_id
-        return redirect(f"{chat.get_absolute_url()}?keep={first}#m-{first}" if first else chat.get_absolute_url())
+        return redirect(chat.url_at(window.first_id) if window.messages else chat)
     return render(request, "chatapp/_window.html", {"conversation": chat, "window": window})
+
+
+def _window_beside(request: HttpRequest, conversation_id, pick, parameter: str):
+    """The owner's conversation, and the window beside the message `?<parameter>=<id>`.
+
+    `pick` is BranchWindow.before or .after; the window is None if that
+    message is no longer on the branch on screen.
+    """
+    chat = _get_conversation_for_user(request, conversation_id)
+    message_id = exchanges.message_id(request.GET.get(parameter))
+    window, _branch = chat.window_with_versions(functools.partial(pick, message_id=message_id))
+    return chat, window
+
+
+def _redrawn(request: HttpRequest, chat: Conversation) -> HttpResponse:
+    """The branch on screen changed since the page was drawn: draw it again."""
+    return HttpResponseClientRefresh() if request.htmx else redirect(chat)
 
 
 def conversation_settings(request: HttpRequest, conversation_id) -> HttpResponse:

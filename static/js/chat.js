@@ -168,10 +168,10 @@
     }
   });
   document.addEventListener("click", function (event) {
-    var link = event.target.closest && event.target.closest(".earlier-messages.failed > a, .later-messages.failed > a");
-    if (!link) { return; }
+    var link = event.target.closest && event.target.closest("a");
+    var sentinel = link && link.parentElement;
+    if (!sentinel || !sentinel.matches(WINDOW_LINKS) || !sentinel.classList.contains("failed")) { return; }
     event.preventDefault();
-    var sentinel = link.parentElement;
     sentinel.classList.remove("failed");
     htmx.ajax("GET", sentinel.getAttribute("hx-get"), { source: sentinel, target: sentinel, swap: "outerHTML" });
   });
