@@ -31,6 +31,10 @@ SYNC_TIMEOUT = 3.0
 
 class ChatConsumer(AsyncWebsocketConsumer):
     owned = True  # False while the conversation's id is unused (connect)
+    # Whether the page shows the branch's end, where answers are written. A
+    # page opened above it (?keep=, its socket's ?end=0) is sent none until
+    # it comes down to it and says so ("follow").
+    at_end = True
 
     async def connect(self) -> None:
         self.user = self.scope.get("user")
@@ -45,10 +49,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # shown, or None while it waits for the generation's snapshot.
         self.shown: dict[int, tuple[int, int] | None] = {}
         self.waiting: dict[int, list[dict]] = {}
+        self.at_end = b"end=0" not in self.scope.get("query_string", b"").split(b"&")
         await self.channel_layer.group_add(generation.stream_group(self.conversation_id), self.channel_name)
         await self.accept()
-        for message_id in streaming:
-            await self._request_snapshot(message_id)
+        if self.at_end:
+            for message_id in streaming:
+                await self._request_snapshot(message_id)
 
     async def dispatch(self, message: dict) -> None:
         # The page's own actions check the owner themselves (exchanges, _on_stop).
@@ -95,6 +101,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             "regenerate": self._on_regenerate,
             "retry": self._on_regenerate,
             "edit": self._on_edit,
+            "follow": self._on_follow,
         }.get(action.get("action", "send"))
         if handler is None:
             await self._send_notice(_("That request was not understood."))
@@ -119,6 +126,21 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._send_notice(problem)
             return
         await self._start(exchanges.start_edit, exchanges.message_id(action.get("message_id")), text, new_question=True)
+
+    async def _on_follow(self, action: dict) -> None:
+        """The page came down to the branch's end (`end`), or left it: answers being written follow it or stop.
+
+        Come down, it drew them from the database, as far as they were saved:
+        their text so far comes again, and the rest live.
+        """
+        self.at_end = action.get("end") is True
+        streaming = await database_sync_to_async(_streaming)(self.conversation_id) if self.owned else []
+        for message_id in streaming:
+            if self.at_end:
+                await self._request_snapshot(message_id)
+            else:
+                self.shown.pop(message_id, None)
+                self.waiting.pop(message_id, None)
 
     async def _on_stop(self, action: dict) -> None:
         if self.owned or await self._claimed():
@@ -151,6 +173,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def generation_delta(self, frame: dict) -> None:
         message_id = frame["message_id"]
         if message_id not in self.shown:
+            if not self.at_end:
+                return
             # A generation this socket has not seen start (another tab or
             # process started it): ask for the text so far first.
             await self._request_snapshot(message_id)
@@ -166,8 +190,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         (it was started from another tab after this page loaded).
         """
         message_id = frame["message_id"]
-        if self.shown.get(message_id) is not None:
-            return
+        if message_id not in self.shown or self.shown[message_id] is not None:
+            return  # not asked for (any more: the page left the end), or come already
         self.shown[message_id] = (len(frame["content"]), len(frame["reasoning"]))
         conversation, branch = await _branch_on_screen(self.conversation_id, frame)
         if conversation is not None:
@@ -186,6 +210,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         message_id = frame["message_id"]
         shown_here = self.shown.pop(message_id, None) is not None
         self.waiting.pop(message_id, None)
+        if not shown_here and not self.at_end:
+            return
         conversation, branch = await _branch_on_screen(self.conversation_id)
         if (index := position(branch, message_id)) is None:
             return
@@ -327,8 +353,13 @@ def _owner_of(conversation_id: uuid.UUID) -> int | None:
 @database_sync_to_async
 def _opening(conversation_id: uuid.UUID, scope: dict, user) -> tuple[int | None, str, list[int]]:
     """For a socket opening: the conversation's owner, the reader's language, and the answers being written."""
+    return _owner_of(conversation_id), language_for_scope(scope, user), _streaming(conversation_id)
+
+
+def _streaming(conversation_id: uuid.UUID) -> list[int]:
+    """The conversation's answers being written."""
     streaming = Message.objects.filter(conversation_id=conversation_id, status=Message.Status.STREAMING)
-    return _owner_of(conversation_id), language_for_scope(scope, user), list(streaming.values_list("id", flat=True))
+    return list(streaming.values_list("id", flat=True))
 
 
 @database_sync_to_async

@@ -227,6 +227,12 @@ PAGE_MESSAGES = 100  # a conversation page carries the latest of its branch; ear
 KEPT_ABOVE = 20  # messages: a screenful or more above one the page must keep in place (a version flipped)
 
 
+def _window_end(length: int, start: int) -> int:
+    """Where a window from `start` down a branch of `length` ends: PAGE_MESSAGES on, or the end if fewer
+    than a screenful would be left after it. A page that reaches the end shows new answers as they come."""
+    return length if length - start - PAGE_MESSAGES < KEPT_ABOVE else start + PAGE_MESSAGES
+
+
 @dataclass(frozen=True)
 class BranchWindow:
     """The part of a branch a page carries: consecutive messages, and how many of the branch come before and after."""
@@ -236,27 +242,25 @@ class BranchWindow:
     later: int = 0
 
     @classmethod
-    def latest(cls, branch: list["Message"], keep_id: int | None = None) -> "BranchWindow":
-        """The end of `branch`: its last PAGE_MESSAGES.
-
-        With `keep_id`, it reaches back to that message and a screenful of
-        those before it (KEPT_ABOVE), so that the page can keep the message
-        where the reader saw it.
-        """
+    def latest(cls, branch: list["Message"]) -> "BranchWindow":
+        """The end of `branch`: its last PAGE_MESSAGES."""
         start = max(0, len(branch) - PAGE_MESSAGES)
-        if (kept := position(branch, keep_id)) is not None:
-            start = min(start, max(0, kept - KEPT_ABOVE))
         return cls(branch[start:], start)
 
     @classmethod
     def around(cls, branch: list["Message"], message_id: int | None) -> "BranchWindow":
-        """PAGE_MESSAGES from a screenful above message `message_id` (a search result); the latest if it is not on `branch`."""
+        """PAGE_MESSAGES from a screenful above message `message_id`; the latest if it is not on `branch`.
+
+        A page opened at a message (a search result, a version flipped) keeps
+        it where the reader sees it, the messages after it one window at a
+        time.
+        """
         kept = position(branch, message_id)
         if kept is None:
             return cls.latest(branch)
         start = min(max(0, kept - KEPT_ABOVE), max(0, len(branch) - PAGE_MESSAGES))
-        end = start + PAGE_MESSAGES
-        return cls(branch[start:end], start, max(0, len(branch) - end))
+        end = _window_end(len(branch), start)
+        return cls(branch[start:end], start, len(branch) - end)
 
     @classmethod
     def before(cls, branch: list["Message"], message_id: int | None) -> "BranchWindow | None":
@@ -270,11 +274,11 @@ class BranchWindow:
     @classmethod
     def after(cls, branch: list["Message"], message_id: int | None) -> "BranchWindow | None":
         """The PAGE_MESSAGES after message `message_id`; None if it is not on `branch` (the branch changed)."""
-        start = position(branch, message_id)
-        if start is None:
+        kept = position(branch, message_id)
+        if kept is None:
             return None
-        end = start + 1 + PAGE_MESSAGES
-        return cls(branch[start + 1 : end], 0, max(0, len(branch) - end))
+        end = _window_end(len(branch), kept + 1)
+        return cls(branch[kept + 1 : end], 0, len(branch) - end)  # its page shows those before it
 
     @classmethod
     def whole(cls, branch: list["Message"]) -> "BranchWindow":

@@ -58,12 +58,14 @@ def _render_chat(request: HttpRequest, conversation: Conversation | None) -> Htt
             pick = BranchWindow.latest
         window, branch = conversation.window_with_versions(pick)
     selected = (conversation.model if conversation else "") or default_model_ref(request.user, providers, table)
+    query = _search_query(request)  # a search result opened: the list still shows the others
     context = {
         "conversation": conversation,
         # A new chat gets its id now; the row is created with the first message.
         "conversation_id": conversation.id if conversation else uuid.uuid4(),
         "window": window,
-        "conversations": _conversation_page(request),
+        "conversations": _conversation_page(request, query),
+        "query": query,
         "providers_configured": bool(providers),
         **picker_context(providers, selected, table),
         # Without JavaScript the page refreshes itself while an answer streams.
@@ -160,7 +162,11 @@ async def stop(request: HttpRequest, conversation_id) -> HttpResponse:
 def conversation_list(request: HttpRequest) -> HttpResponse:
     """The sidebar list: a page of it, filtered by the search box."""
     _purge(request.user)
-    return _render_list(request, request.GET.get("q", "")[:200], request.GET.get("page"))
+    return _render_list(request, _search_query(request), request.GET.get("page"))
+
+
+def _search_query(request: HttpRequest) -> str:
+    return request.GET.get("q", "")[:200]
 
 
 def _purge(user) -> None:
@@ -246,8 +252,8 @@ def show_version(request: HttpRequest, conversation_id, message_id: int) -> Http
     message = get_object_or_404(Message, id=message_id, conversation=chat)
     if not chat.messages.filter(status=Message.Status.STREAMING).exists():
         chat.show_version(message)
-    if request.htmx:  # the window reaches back to the version shown, where the reader is
-        window, _branch = chat.window_with_versions(functools.partial(BranchWindow.latest, keep_id=message.id))
+    if request.htmx:  # the window opens a screenful above the version shown, where the reader is
+        window, _branch = chat.window_with_versions(functools.partial(BranchWindow.around, message_id=message.id))
         return render(request, "chatapp/_messages.html", {"conversation": chat, "window": window})
     return redirect(chat.url_at(message.id))
 

@@ -177,13 +177,14 @@ def session_cookie(user) -> bytes:
     return f"{settings.SESSION_COOKIE_NAME}={session.session_key}".encode()
 
 
-async def open_chat(user, conversation_id, origin: bytes = ORIGIN) -> tuple[ChatSocket, bool]:
+async def open_chat(user, conversation_id, origin: bytes = ORIGIN, query: str = "") -> tuple[ChatSocket, bool]:
+    """A socket on the chat, as its page opens it; `query` as the page's address for it has it (`?end=0`)."""
     from asgiref.sync import sync_to_async
 
     cookie = await sync_to_async(session_cookie)(user) if user is not None else b""
     communicator = WebsocketCommunicator(
         application,
-        f"/ws/chat/{conversation_id}/",
+        f"/ws/chat/{conversation_id}/{query}",
         headers=[(b"cookie", cookie), (b"origin", origin), (b"host", b"127.0.0.1")],
     )
     connected, _code = await communicator.connect(timeout=5)

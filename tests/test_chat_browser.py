@@ -274,6 +274,16 @@ def _long_conversation(app, messages: int) -> str:
     return json.loads(seeded.stdout)["conversation"]
 
 
+def _message_saying(app, chat_id: str, index: int, content: str) -> str:
+    """The id of the message at `index` on the conversation's branch, made to say `content`."""
+    return manage(app.env, "shell", "-c", (
+        "from chatapp.models import Conversation, Message\n"
+        f"message = Conversation.objects.get(id='{chat_id}').branch()[{index}]\n"
+        f"Message.objects.filter(pk=message.pk).update(content={content!r})\n"
+        "print(message.id)"
+    )).split()[-1]  # fmt: skip; the last word: after what the shell says of its own
+
+
 def _load_every_window(page: Page) -> None:
     """Scroll up until the whole branch is on the page."""
     while page.locator(".earlier-messages").count():
@@ -322,12 +332,7 @@ def test_an_earlier_window_that_failed_to_come_is_asked_for_again_by_its_link(pa
 
 def test_a_search_result_opens_at_the_message_that_matched(page, app, upstream_server):
     chat_id = _long_conversation(app, 300)
-    matched = manage(app.env, "shell", "-c", (
-        "from chatapp.models import Conversation, Message\n"
-        f"message = Conversation.objects.get(id='{chat_id}').branch()[40]\n"
-        "Message.objects.filter(pk=message.pk).update(content='Where is the zeppelin? The Zeppelin, I mean.')\n"
-        "print(message.id)"
-    )).split()[-1]  # fmt: skip
+    matched = _message_saying(app, chat_id, 40, "Where is the zeppelin? The Zeppelin, I mean.")
     page.goto(f"{app.url}/c/new/")
     page.get_by_role("searchbox", name="Search conversations").fill("zeppelin")
     result = page.locator(".conversation-item > a")
@@ -357,6 +362,43 @@ def test_a_search_result_opens_at_the_message_that_matched(page, app, upstream_s
     expect(page).to_have_url(f"{app.url}/c/{chat_id}/")
     expect(_last_answer(page)).to_contain_text("Back at the end.", timeout=15000)
     expect(page.locator("#messages > article").last).to_be_in_viewport()
+
+
+def test_a_search_result_stays_on_screen_while_another_tab_writes_below_it(page, app, upstream_server):
+    chat_id = _long_conversation(app, 300)
+    matched = _message_saying(app, chat_id, 40, "The zeppelin again.")
+    url = f"{app.url}/c/{chat_id}/?keep={matched}&q=zeppelin#m-{matched}"
+    page.goto(url)
+    message = page.locator(f"#m-{matched}")
+    expect(message).to_be_in_viewport()
+    expect(page.get_by_role("searchbox", name="Search conversations")).to_have_value("zeppelin")
+    # The list still shows the results: this chat, and no other the bench seeded ("Bench: 10 messages").
+    expect(page.locator(f"#conversation-{chat_id}")).to_be_visible()
+    expect(page.locator(".conversation-item > a", has_not_text="Bench: 300 messages")).to_have_count(0)
+
+    words = " ".join(f"w{i}" for i in range(500))
+    upstream_server.enqueue(Stream(openai_text_stream(words), delay=0.02))  # ten seconds of answer
+    writer = page.context.new_page()
+    writer.goto(f"{app.url}/c/{chat_id}/")
+    _send(writer, "Keep writing")
+    expect(_last_answer(writer).locator('[data-part="content"]')).to_contain_text("w30")
+    page.wait_for_timeout(300)  # what the socket sends of that answer, had it sent any
+    assert page.url == url
+    expect(message).to_be_in_viewport()  # the reader was not taken to the end
+
+    articles = page.locator("#messages > article")
+    for loaded in (200, 282):  # down to the end, a window at a time, the new question and answer with them
+        page.locator("#main").evaluate("el => { el.scrollTop = el.scrollHeight; }")
+        expect(articles).to_have_count(loaded)
+    answer = _last_answer(page)
+    expect(answer).to_have_attribute("data-status", "streaming")
+    content = answer.locator('[data-part="content"]')
+    expect(content).to_contain_text("w300")  # live: saved text is a second behind, and this is not done yet
+    live = content.text_content()
+    assert answer.get_attribute("data-status") == "streaming" and words.startswith(live)  # every word once
+    expect(answer).to_have_attribute("data-status", "done", timeout=15000)
+    expect(content).to_have_text(words)
+    writer.close()
 
 
 def test_a_version_flipped_far_up_a_long_conversation_stays_where_the_reader_saw_it(page, app):

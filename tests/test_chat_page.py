@@ -110,11 +110,21 @@ def test_flipping_an_early_version_keeps_it_on_the_page(alice_client, alice):
     other = chat.regenerate(answer, "gpt-4o@openai")  # on screen now: a branch that ends there
     Message.objects.filter(pk=other.id).update(status=Message.Status.DONE, content="Version B")
     response = alice_client.post(f"/c/{chat.id}/versions/{answer.id}/", HTTP_HX_REQUEST="true")
-    shown = [int(i) for i in _ARTICLE_ID.findall(response.content.decode())]
-    # From a screenful before the version flipped to, where the reader is, to the end: 139 of 160.
+    html = response.content.decode()
+    shown = [int(i) for i in _ARTICLE_ID.findall(html)]
+    # A page's worth from a screenful before the version flipped to, where the reader is: 100 of 160.
     chat.refresh_from_db()
-    assert shown == [m.id for m in chat.branch()][41 - KEPT_ABOVE :]
-    assert "Show the 21 earlier messages</a>" in response.content.decode()
+    assert shown == [m.id for m in chat.branch()][41 - KEPT_ABOVE : 41 - KEPT_ABOVE + PAGE_MESSAGES]
+    assert "Show the 21 earlier messages</a>" in html and "Show the 39 later messages</a>" in html
+
+    # Flipped near the end, the page reaches it: fewer than a screenful are left after a page's worth.
+    answer = chat.branch()[71]
+    other = chat.regenerate(answer, "gpt-4o@openai")
+    Message.objects.filter(pk=other.id).update(status=Message.Status.DONE, content="Version B")
+    html = alice_client.post(f"/c/{chat.id}/versions/{answer.id}/", HTTP_HX_REQUEST="true").content.decode()
+    chat.refresh_from_db()
+    assert [int(i) for i in _ARTICLE_ID.findall(html)] == [m.id for m in chat.branch()][71 - KEPT_ABOVE :]
+    assert "later-messages" not in html
 
 
 @pytest.mark.django_db
@@ -149,6 +159,8 @@ def test_a_search_result_opens_its_conversation_at_the_newest_message_that_match
     shown = [int(i) for i in _ARTICLE_ID.findall(html)]
     assert shown == branch[start : start + PAGE_MESSAGES]
     assert "Show the 11 earlier messages</a>" in html
+    assert f'ws-connect="/ws/chat/{chat.id}/?end=0"' in html  # its socket sends no answer being written below
+    assert 'value="Zeppelin"' in html and f'href="{link}"' in html_unescape(html)  # the list still shows the results
     later = _LATER.search(html)
     assert later[3] == "Show the 189 later messages" and later[1] == later[2]
     windows = []

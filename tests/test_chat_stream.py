@@ -172,6 +172,50 @@ async def test_a_second_tab_joins_mid_stream_with_no_lost_or_doubled_character(a
     await second.close()
 
 
+async def test_a_page_opened_above_the_end_is_sent_the_answer_being_written_once_it_comes_down(
+    alice, openrouter, async_client
+):
+    text = " ".join(f"<{i}>" for i in range(150))
+    openrouter.enqueue(Stream(openai_text_stream("Hello."), delay=0.001), Stream(openai_text_stream(text), delay=0.01))
+    chat_id = uuid.uuid4()
+    first, _ = await open_chat(alice, chat_id)
+    await first.send(action="send", message="Hello", model=MODEL)
+    await first.until(lambda tab: any(m.role == "assistant" for m in tab.shown.values()))
+    await first.until_status(first.last_assistant_id(), "done")
+    # A second tab opened above the end (a search result): its socket says so.
+    reader, _ = await open_chat(alice, chat_id, query="?end=0")
+    await first.send(action="send", message="Count", model=MODEL)
+    await first.until(lambda tab: len(tab.shown[tab.last_assistant_id()].content) > 30)
+    answer_id = first.last_assistant_id()
+    assert await reader.communicator.receive_nothing(timeout=0.3)  # nothing of an answer it does not show
+
+    # Come down to the end, the page drew the answer as far as it was saved; the socket brings the rest.
+    await async_client.aforce_login(alice)
+    reader.load((await async_client.get(f"/c/{chat_id}/")).content.decode())
+    await reader.send(action="follow", end=True)
+    assert (await reader.until_status(answer_id, "done")).content == text
+    assert not reader.out_of_date and len(reader.order) == 4
+
+    # Gone up again (a version flipped far up): the next answer is not sent to it.
+    openrouter.enqueue(Stream(openai_text_stream(text), delay=0.01))
+    await reader.send(action="follow", end=False)
+    await first.send(action="send", message="Again", model=MODEL)
+    await first.until(lambda tab: tab.last_assistant_id() != answer_id)
+    await first.until_status(first.last_assistant_id(), "done")
+    await _drain(reader)
+    assert first.last_assistant_id() not in reader.shown
+    await first.close()
+    await reader.close()
+
+
+async def _drain(socket) -> list[str]:
+    """The frames waiting on `socket`, received."""
+    frames = []
+    while not await socket.communicator.receive_nothing(timeout=0.1):
+        frames.append(await socket.receive())
+    return frames
+
+
 async def test_an_answer_that_ends_before_another_tab_saw_it_start_comes_with_its_question(
     alice, openrouter, settings, async_client
 ):

@@ -21,22 +21,59 @@
     });
   }
 
+  // The socket sends the answers being written to a page that shows the
+  // branch's end. One opened above it (a search result, a version flipped
+  // far up) says when it comes down to it, or leaves it; the socket's
+  // address told it how the page was drawn (?end=0), and it opens with that
+  // again after a reconnection.
+  var socket = null;
+  var told = null;  // what the socket was last told: whether the page shows the end
+  function showsEnd() {
+    var last = messages() && messages().lastElementChild;
+    return !(last && last.matches(".later-messages"));
+  }
+  function follow() {
+    var end = showsEnd();
+    if (socket && end !== told) {
+      socket.send(JSON.stringify({ action: "follow", end: end }));
+      told = end;
+    }
+  }
+  document.addEventListener("htmx:wsOpen", function (event) {
+    socket = event.detail.socketWrapper;
+    told = !/[?&]end=0/.test(event.target.getAttribute("ws-connect"));
+    follow();
+  });
+  document.addEventListener("htmx:afterSettle", follow);
+  document.addEventListener("htmx:wsAfterMessage", follow);
+
   // A new answer's frame brings the branch from its first new message on,
   // naming the message it follows: what the page shows after that one (the
-  // old answer of a regeneration, the old branch of an edit) goes first. A
-  // page that does not show that message is out of date: it reloads.
+  // old answer of a regeneration, the old branch of an edit) goes first.
+  // A page that does not show that message is out of date, or opened above
+  // the end (a search result, a version flipped far up): one that sent the
+  // message goes to the end, where it is; one that only reads stays, and
+  // its link to the later messages brings them when the reader comes to it.
+  var sentHere = false;
   document.addEventListener("htmx:oobBeforeSwap", function (event) {
     var fragment = event.detail.fragment;
     var after = fragment && fragment.dataset && fragment.dataset.branchAfter;
     if (!after) { return; }
     var anchor = document.getElementById("m-" + after);
-    if (!anchor || anchor.parentElement !== event.detail.target) {
+    var list = event.detail.target;
+    if (!anchor || anchor.parentElement !== list) {
       event.detail.shouldSwap = false;
-      // The conversation's own address: a page opened above the end (?keep=) would open there again.
-      window.location.replace(messages().dataset.conversationUrl || window.location.pathname);
+      if (sentHere || showsEnd()) {
+        // The conversation's own address: a page opened above the end (?keep=) would open there again.
+        window.location.replace(list.dataset.conversationUrl || window.location.pathname);
+      }
       return;
     }
     while (anchor.nextSibling) { anchor.nextSibling.remove(); }
+  });
+  document.body.addEventListener("htmx:wsAfterSend", function (event) {
+    var form = event.target.closest && event.target.closest("form");
+    if (form && form.id !== "stop-form") { sentHere = true; }
   });
 
   document.addEventListener("keydown", function (event) {
@@ -63,6 +100,7 @@
   });
   onSwappedIn(function (notice) {
     if (notice.id !== "chat-notice") { return; }
+    sentHere = false;  // the answer to what was sent: refused, or started (its messages came first)
     var box = input();
     if (notice.textContent.trim() && unsent !== null && box && !box.value) { box.value = unsent; }
     unsent = null;
