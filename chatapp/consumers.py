@@ -13,6 +13,9 @@ import uuid
 from autobahn.exception import Disconnected
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from django.http import HttpRequest
+from django.middleware import csrf
 from django.template.loader import render_to_string
 from django.utils import translation
 from django.utils.html import escape
@@ -43,6 +46,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         self.conversation_id: uuid.UUID = self.scope["url_route"]["kwargs"]["conversation_id"]
         owner_id, self.language, streaming = await _opening(self.conversation_id, self.scope, self.user)
+        self.csrf_token = _csrf_token(self.scope)
         if not await self._claim(owner_id):
             return
         # Per message being streamed: how many characters this socket has
@@ -310,7 +314,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     def _render(self, template: str, context: dict) -> str:
         with translation.override(self.language):
-            return render_to_string(template, context)
+            return render_to_string(template, {"csrf_token": self.csrf_token, **context})
 
     async def _send_html(self, html: str) -> None:
         try:
@@ -327,6 +331,21 @@ def _unseen(offset: int, text: str, shown: int) -> str:
     if offset + len(text) <= shown:
         return ""
     return text[max(0, shown - offset) :]
+
+
+def _csrf_token(scope: dict) -> str:
+    """The CSRF token for the forms a frame carries, from the cookie the socket came with, as a page's would be.
+
+    They are sent over the socket, but a form is whole only with its token,
+    and Django warns (under DEBUG) of one drawn without. Empty for a missing
+    or malformed cookie: the page's own forms fail the same way.
+    """
+    secret = scope.get("cookies", {}).get(settings.CSRF_COOKIE_NAME, "")
+    if len(secret) != csrf.CSRF_SECRET_LENGTH or not set(secret) <= set(csrf.CSRF_ALLOWED_CHARS):
+        return ""
+    request = HttpRequest()
+    request.META["CSRF_COOKIE"] = secret
+    return csrf.get_token(request)
 
 
 def _parse_action(text_data: str | None, bytes_data: bytes | None) -> dict | None:

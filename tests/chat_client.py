@@ -177,11 +177,17 @@ def session_cookie(user) -> bytes:
     return f"{settings.SESSION_COOKIE_NAME}={session.session_key}".encode()
 
 
-async def open_chat(user, conversation_id, origin: bytes = ORIGIN, query: str = "") -> tuple[ChatSocket, bool]:
-    """A socket on the chat, as its page opens it; `query` as the page's address for it has it (`?end=0`)."""
+async def open_chat(
+    user, conversation_id, origin: bytes = ORIGIN, query: str = "", cookies: bytes = b""
+) -> tuple[ChatSocket, bool]:
+    """A socket on the chat, as its page opens it; `query` as the page's address for it has it (`?end=0`).
+
+    `cookies`: more of them than the session's, as `name=value; ...`.
+    """
     from asgiref.sync import sync_to_async
 
     cookie = await sync_to_async(session_cookie)(user) if user is not None else b""
+    cookie = b"; ".join(part for part in (cookie, cookies) if part)
     communicator = WebsocketCommunicator(
         application,
         f"/ws/chat/{conversation_id}/{query}",

@@ -2,11 +2,16 @@
 
 import asyncio
 import json
+import re
 import uuid
+import warnings
 
 import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
+from django.middleware.csrf import CSRF_ALLOWED_CHARS, CSRF_SECRET_LENGTH
+from django.test import AsyncClient
+from django.utils.crypto import get_random_string
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -14,7 +19,7 @@ from chatapp import exchanges, generation
 from chatapp.generation import GrowingText
 from chatapp.models import Conversation, Message
 from providers.usage import UsageRecord, wait_for_background_writes
-from tests.chat_client import open_chat
+from tests.chat_client import generations_finished, open_chat
 from tests.conftest import OPENROUTER_SERVER_KEY
 from tests.fake_upstream import Hang, Status, Stream, model_entry, openai_text_stream
 
@@ -472,6 +477,36 @@ async def test_junk_frames_get_an_error_frame_and_the_socket_lives(alice, openro
     assert 'id="chat-notice"' in frame
     await socket.send(action="send", message="Still there?", model=MODEL)
     await socket.until(lambda s: any(m.status == "done" for m in s.shown.values()))
+    await socket.close()
+
+
+async def test_the_forms_a_frame_carries_have_the_pages_csrf_token(alice, openrouter, settings):
+    settings.DEBUG = True  # where Django warns of a form drawn without its token
+    secret = get_random_string(CSRF_SECRET_LENGTH, CSRF_ALLOWED_CHARS)  # the page's CSRF cookie
+    openrouter.enqueue(Stream(openai_text_stream("First.")), Stream(openai_text_stream("Second.")))
+    chat_id = uuid.uuid4()
+    socket, _ = await open_chat(alice, chat_id, cookies=f"{settings.CSRF_COOKIE_NAME}={secret}".encode())
+    with warnings.catch_warnings(record=True) as warned:
+        warnings.simplefilter("always")
+        await socket.send(action="send", message="Hello", model=MODEL)
+        await socket.until(lambda s: any(m.role == "assistant" for m in s.shown.values()))
+        answer_id = socket.last_assistant_id()
+        await socket.until_status(answer_id, "done")
+    assert not [w for w in warned if "csrf_token" in str(w.message)]
+    settings.DEBUG = False
+    form = re.search(r'<form method="post" action="([^"]+)" ws-send>.*?</form>', socket.shown[answer_id].html, re.S)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form[0])[1]
+
+    # Posted as a browser without JavaScript would post it, with that cookie: Django's CSRF check lets it in.
+    browser = AsyncClient(enforce_csrf_checks=True)
+    await browser.aforce_login(alice)
+    browser.cookies[settings.CSRF_COOKIE_NAME] = secret
+    response = await browser.post(form[1], {"csrfmiddlewaretoken": token, "message_id": answer_id})
+    assert response.status_code == 302 and response.url == f"/c/{chat_id}/"
+    forged = await browser.post(form[1], {"csrfmiddlewaretoken": token[:-1] + "x", "message_id": answer_id})
+    assert forged.status_code == 403
+    await generations_finished()
+    assert await Message.objects.filter(conversation_id=chat_id, role="assistant").acount() == 2
     await socket.close()
 
 
