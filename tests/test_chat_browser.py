@@ -539,6 +539,15 @@ def test_usable_on_a_phone_screen(browser, app, page):
     expect(box).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
     assert box.bounding_box()["width"] > 150
+    # Every link of the top bar in sight, none scrolled off its end: language and theme are in the preferences.
+    topbar = page.locator(".topbar")
+    for link in (topbar.get_by_role("link", name="Switchboard"), topbar.get_by_role("link", name="Usage"),
+                 topbar.get_by_role("link", name="Settings"), topbar.get_by_role("button", name="Sign out")):
+        expect(link).to_be_in_viewport(ratio=1)
+    expect(topbar.get_by_label("Language")).to_be_hidden()
+    page.goto(f"{app.url}/settings/preferences/")
+    expect(page.locator("main").get_by_label("Language")).to_be_visible()
+    expect(page.locator("main").get_by_label("Theme")).to_be_visible()
 
 
 def test_deleting_the_open_conversation_closes_it_until_undone(page, upstream_server):
