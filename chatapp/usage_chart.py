@@ -18,8 +18,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 WIDTH, HEIGHT = 720, 260
-LEFT, RIGHT, TOP, BOTTOM = 76, 40, 14, 34  # room for the axis labels
-TICKS = 4
+LEFT, RIGHT, TOP, BOTTOM = 76, 40, 14, 34  # room for the axis labels (at least: longer ones get more)
+LABEL_CHARACTER = 11.5  # the widest character of an axis label, in the chart's units, at a phone's 18 (usage.css)
 LABEL_EVERY = 7  # days between date labels, counted back from today
 MIN_BAR = 1.5  # a day with usage stays visible however small
 
@@ -58,7 +58,7 @@ class UsageChart:
     left: str = f"{LEFT}"
     right: str = f"{WIDTH - RIGHT}"
     baseline: str = f"{HEIGHT - BOTTOM}"
-    label_x: str = f"{LEFT - 6}"
+    label_x: str = f"{LEFT - 6}"  # the tick labels' right edge
     label_y: str = f"{HEIGHT - BOTTOM + 20}"
 
 
@@ -66,13 +66,17 @@ def _coordinate(value: float) -> str:
     return f"{value:.1f}"
 
 
-def _nice_ceiling(value: Decimal) -> Decimal:
-    """The smallest of 1, 2, 2.5, 5 times a power of ten that is at least `value`."""
+# The top of the scale, as a multiple of a power of ten, and the intervals that cut it into round ticks:
+# 2.5 in four would tick at 0.625, 5 at 1.25; in five they tick at 0.5 and 1.
+_SCALES = ((Decimal(1), 4), (Decimal(2), 4), (Decimal("2.5"), 5), (Decimal(5), 5), (Decimal(10), 5))
+
+
+def _scale(value: Decimal) -> tuple[Decimal, int]:
+    """The smallest of 1, 2, 2.5, 5 times a power of ten that is at least `value`, and its number of ticks."""
     if value <= 0:
-        return Decimal(1)
+        return Decimal(1), 4
     power = Decimal(10) ** math.floor(math.log10(value))
-    return next(step * power for step in (Decimal(1), Decimal(2), Decimal("2.5"), Decimal(5), Decimal(10))
-                if step * power >= value)  # fmt: skip
+    return next((step * power, ticks) for step, ticks in _SCALES if step * power >= value)
 
 
 def format_value(value: Decimal | int | None, metric: str) -> str:
@@ -82,6 +86,11 @@ def format_value(value: Decimal | int | None, metric: str) -> str:
             return _("unknown")
         return "$" + number_format(Decimal(value).quantize(Decimal("1e-4")), use_l10n=True, force_grouping=True)
     return number_format(int(value or 0), use_l10n=True, force_grouping=True)
+
+
+def _label_width(text: str) -> int:
+    """At most how wide an axis label is drawn, in the chart's units (a phone's, the larger)."""
+    return math.ceil(LABEL_CHARACTER * len(text))
 
 
 def _tick_label(value: Decimal, metric: str) -> str:
@@ -110,19 +119,27 @@ def daily_chart(rows: list[dict], metric: str, days: int = 30, today: date | Non
         raw = row["cost_total"] if metric == "cost" else row["total_tokens"]
         return Decimal(raw or 0)
 
-    ceiling = _nice_ceiling(max((value(row) for row in by_day.values()), default=Decimal(0)))
+    ceiling, ticks = _scale(max((value(row) for row in by_day.values()), default=Decimal(0)))
     plot_height = HEIGHT - TOP - BOTTOM
-    slot = (WIDTH - LEFT - RIGHT) / days
     baseline = HEIGHT - BOTTOM
     if metric == "cost":
         title = _("Cost per day, last %(days)s days") % {"days": days}
     else:
         title = _("Tokens per day, last %(days)s days") % {"days": days}
     chart = UsageChart(metric=metric, title=title, description="")
+    for step in range(ticks + 1):
+        y = baseline - plot_height * step / ticks
+        chart.ticks.append(Tick(_coordinate(y), _tick_label(ceiling * step / ticks, metric)))
+    # The plot starts where the longest tick label ends (a small cost has many digits), and ends
+    # where half of today's date, centred under its bar, still fits.
+    left = max(LEFT, _label_width(max(chart.ticks, key=lambda tick: len(tick.label)).label) + 10)
+    right = max(RIGHT, math.ceil(_label_width(date_format(today, "MONTH_DAY_FORMAT")) / 2) + 4)
+    chart.left, chart.label_x, chart.right = f"{left}", f"{left - 6}", f"{WIDTH - right}"
+    slot = (WIDTH - left - right) / days
 
     for index in range(days):
         day = first_day + timedelta(days=index)
-        center = LEFT + slot * (index + 0.5)
+        center = left + slot * (index + 0.5)
         if (days - 1 - index) % LABEL_EVERY == 0:
             chart.day_labels.append(DayLabel(_coordinate(center), date_format(day, "MONTH_DAY_FORMAT")))
         row = by_day.get(day)
@@ -138,11 +155,6 @@ def daily_chart(rows: list[dict], metric: str, days: int = 30, today: date | Non
                 label=_day_label(row),
             )
         )
-    for step in range(TICKS + 1):
-        tick = ceiling * step / TICKS
-        y = baseline - plot_height * step / TICKS
-        chart.ticks.append(Tick(_coordinate(y), _tick_label(tick, metric)))
-
     if by_day:
         busiest = max(by_day.values(), key=value)
         chart.description = ngettext(

@@ -621,6 +621,12 @@ def test_the_usage_page_draws_todays_chats(page, app, upstream_server):
     costs = [float(c) for c in re.findall(r"\$(\d+\.\d+)", text)]
     assert max(costs) >= 0.0123  # this answer's cost, plus the other tests' earlier today
 
+    page.set_viewport_size({"width": 360, "height": 740})  # a phone: the labels grow, and none is cut off
+    box = chart.bounding_box()
+    for label in chart.locator(".usage-axis-label").all():
+        inside = label.bounding_box()
+        assert box["x"] <= inside["x"] and inside["x"] + inside["width"] <= box["x"] + box["width"], label.text_content()
+
 
 def test_a_server_restart_is_said_and_survived(page, app, upstream_server):
     # Last in the module: the server goes down and comes back on the same port and database.

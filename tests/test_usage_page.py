@@ -83,6 +83,26 @@ def test_the_chart_can_show_tokens(alice_client, records):
     assert html.count('<rect class="usage-bar"') == 3
 
 
+@pytest.mark.parametrize(
+    ("metric", "highest", "labels"),
+    [
+        ("cost", "0.00042", ["$0", "$0.0001", "$0.0002", "$0.0003", "$0.0004", "$0.0005"]),
+        ("cost", "0.0123", ["$0", "$0.005", "$0.01", "$0.015", "$0.02"]),
+        ("tokens", 230, ["0", "50", "100", "150", "200", "250"]),
+        ("tokens", 9_000, ["0", "2,000", "4,000", "6,000", "8,000", "10,000"]),
+    ],
+)
+def test_the_charts_scale_ticks_at_round_values(alice_client, alice, metric, highest, labels):
+    if metric == "cost":
+        _record(alice, 0, "m", 10, 10, cost=highest)
+    else:
+        _record(alice, 0, "m", highest, 0, cost="0.01")
+    svg = re.search(r"<svg class=\"usage-chart\".*?</svg>", alice_client.get(f"/usage/?metric={metric}").content.decode(),
+                    re.DOTALL).group(0)  # fmt: skip
+    ticks = re.findall(r'<text class="usage-axis-label" x="[\d.]+" y="[\d.]+" text-anchor="end"[^>]*>([^<]+)</text>', svg)
+    assert ticks == labels
+
+
 def test_model_names_are_escaped_in_the_page_and_chart(alice_client, alice):
     _record(alice, 0, '<script>alert("x")</script>', 1, 1, 0, "0.01")
     html = alice_client.get(reverse("usage")).content.decode()
