@@ -122,14 +122,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self._start(exchanges.start_exchange, text, str(action.get("model", "")), new_question=True, new_chat=True)
 
     async def _on_regenerate(self, action: dict) -> None:
-        await self._start(exchanges.start_regeneration, exchanges.message_id(action.get("message_id")))
+        answer_id = exchanges.message_id(action.get("message_id"))
+        await self._start(exchanges.start_regeneration, answer_id, str(action.get("model", "")))
 
     async def _on_edit(self, action: dict) -> None:
         text = str(action.get("message", "")).strip()
         if problem := exchanges.question_problem(text):
             await self._send_notice(problem)
             return
-        await self._start(exchanges.start_edit, exchanges.message_id(action.get("message_id")), text, new_question=True)
+        question_id = exchanges.message_id(action.get("message_id"))
+        await self._start(exchanges.start_edit, question_id, text, str(action.get("model", "")), new_question=True)
 
     async def _on_follow(self, action: dict) -> None:
         """The page came down to the branch's end (`end`), or left it: answers being written follow it or stop.

@@ -69,31 +69,40 @@ def _locked(user, conversation_id: uuid.UUID, create_with_model: str | None = No
         yield conversation
 
 
-def start_exchange(user, conversation_id: uuid.UUID, text: str, model: str) -> Started:
+def _check_model_ref(model: str) -> None:
+    """A model the picker sent: any name the allow-list then judges (chatapp.upstream), but not an endless one."""
     if len(model) > MAX_MODEL_REF:
         raise Refused(_("This model is not available on this server."))
+
+
+def start_exchange(user, conversation_id: uuid.UUID, text: str, model: str) -> Started:
+    _check_model_ref(model)
     with _locked(user, conversation_id, create_with_model=model) as conversation:
         model = model or conversation.model or _default_model_ref(user)
         _question, answer = conversation.add_exchange(text, conversation.current_leaf_id, model)
         return conversation, answer
 
 
-def start_regeneration(user, conversation_id: uuid.UUID, message_id: int | None) -> Started:
+def start_regeneration(user, conversation_id: uuid.UUID, message_id: int | None, model: str = "") -> Started:
+    """A new version of an answer, by `model` (the picker's) if given, else by the chat's model."""
+    _check_model_ref(model)
     with _locked(user, conversation_id) as conversation:
         answer = conversation.messages.filter(
             pk=message_id or conversation.current_leaf_id, role=Message.Role.ASSISTANT
         ).first()
         if answer is None or answer.parent is None:
             raise Refused(_("There is no answer to regenerate."))
-        return conversation, conversation.regenerate(answer, conversation.model or answer.model)
+        return conversation, conversation.regenerate(answer, model or conversation.model or answer.model)
 
 
-def start_edit(user, conversation_id: uuid.UUID, message_id: int | None, text: str) -> Started:
+def start_edit(user, conversation_id: uuid.UUID, message_id: int | None, text: str, model: str = "") -> Started:
+    """An edited question and its answer, by `model` (the picker's) if given, else by the chat's model."""
+    _check_model_ref(model)
     with _locked(user, conversation_id) as conversation:
         question = conversation.messages.filter(pk=message_id, role=Message.Role.USER).first()
         if question is None:
             raise Refused(_("That message was not found."))
-        _question, answer = conversation.edit(question, text, conversation.model)
+        _question, answer = conversation.edit(question, text, model or conversation.model)
         return conversation, answer
 
 

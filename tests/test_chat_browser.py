@@ -465,6 +465,18 @@ def test_regenerate_and_edit_make_versions(page, upstream_server):
     assert upstream_server.chat_requests[-1].json["messages"][-1]["content"] == "A better question"
 
 
+def test_regenerate_takes_the_model_the_picker_shows(page, upstream_server):
+    upstream_server.enqueue(Stream(openai_text_stream("By the first.")), Stream(openai_text_stream("By the small one.")))
+    _send(page, "Which model answers?")
+    expect(_last_answer(page)).to_have_attribute("data-status", "done")
+    page.get_by_label("Model", exact=True).select_option("fake/small@openrouter")
+    _last_answer(page).get_by_role("button", name="Regenerate").click()
+    expect(_last_answer(page).locator(".version-number")).to_have_text("2/2")
+    expect(_last_answer(page).locator('[data-part="content"]')).to_have_text("By the small one.")
+    expect(_last_answer(page).locator(".meta")).to_contain_text("fake/small")
+    assert upstream_server.chat_requests[-1].json["model"] == "fake/small"
+
+
 def test_the_mark_of_a_cut_history_comes_and_goes_with_its_answer(page, upstream_server):
     upstream_server.enqueue(*(Stream(openai_text_stream(f"Answer {n}.")) for n in range(4)))
     page.get_by_label("Model", exact=True).select_option("fake/small@openrouter")  # 14,000 tokens: two questions fit

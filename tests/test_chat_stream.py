@@ -434,6 +434,39 @@ async def test_retry_after_an_error_answers(alice, openrouter, settings):
     await socket.close()
 
 
+async def test_regenerate_retry_and_edit_take_the_model_the_picker_shows(alice, openrouter, settings):
+    settings.UPSTREAM_MAX_TRIES = 1
+    openrouter.enqueue(Status(503, {"error": {"message": "Busy"}}),
+                       *(Stream(openai_text_stream(f"Answer {n}.")) for n in range(4)))  # fmt: skip
+    chat_id = uuid.uuid4()
+    socket, _ = await open_chat(alice, chat_id)
+    await socket.send(action="send", message="Hello", model=MODEL)
+    failed = await _answer_id(socket)
+    await socket.until_status(failed, "error")
+
+    async def answered(**action) -> Message:
+        before = socket.last_assistant_id()
+        await socket.send(**action)
+        await socket.until(lambda s: s.last_assistant_id() != before)
+        await socket.until_status(socket.last_assistant_id(), "done")
+        return await Message.objects.aget(pk=socket.last_assistant_id())
+
+    # Another model picked after an error: the retry goes to it.
+    retried = await answered(action="retry", message_id=failed, model="fake/other@openrouter")
+    assert retried.model == "fake/other@openrouter" and openrouter.chat_requests[-1].json["model"] == "fake/other"
+    regenerated = await answered(action="regenerate", message_id=retried.id, model="fake/third@openrouter")
+    assert openrouter.chat_requests[-1].json["model"] == "fake/third" and regenerated.parent_id == retried.parent_id
+    question = await Message.objects.aget(pk=retried.parent_id)
+    await answered(action="edit", message_id=question.id, message="Hello again", model=MODEL)
+    assert openrouter.chat_requests[-1].json["model"] == "fake/model"
+    # Without one (a page from before, a form posted without JavaScript): the chat's, the last one used.
+    chat = await Conversation.objects.aget(pk=chat_id)
+    assert chat.model == MODEL
+    await answered(action="regenerate", message_id=socket.last_assistant_id())
+    assert openrouter.chat_requests[-1].json["model"] == "fake/model"
+    await socket.close()
+
+
 async def test_another_user_is_refused(alice, bob):
     chat = await Conversation.objects.acreate(owner=alice, title="Private")
     _socket, connected = await open_chat(bob, chat.id)
@@ -494,7 +527,7 @@ async def test_the_forms_a_frame_carries_have_the_pages_csrf_token(alice, openro
         await socket.until_status(answer_id, "done")
     assert not [w for w in warned if "csrf_token" in str(w.message)]
     settings.DEBUG = False
-    form = re.search(r'<form method="post" action="([^"]+)" ws-send>.*?</form>', socket.shown[answer_id].html, re.S)
+    form = re.search(r'<form method="post" action="([^"]+)" ws-send[^>]*>.*?</form>', socket.shown[answer_id].html, re.S)
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form[0])[1]
 
     # Posted as a browser without JavaScript would post it, with that cookie: Django's CSRF check lets it in.
