@@ -393,12 +393,35 @@ def test_a_search_result_stays_on_screen_while_another_tab_writes_below_it(page,
     answer = _last_answer(page)
     expect(answer).to_have_attribute("data-status", "streaming")
     content = answer.locator('[data-part="content"]')
-    expect(content).to_contain_text("w300")  # live: saved text is a second behind, and this is not done yet
+    expect(content).to_contain_text("w300", timeout=15000)  # live, six seconds in: four more to go
     live = content.text_content()
     assert answer.get_attribute("data-status") == "streaming" and words.startswith(live)  # every word once
     expect(answer).to_have_attribute("data-status", "done", timeout=15000)
     expect(content).to_have_text(words)
     writer.close()
+
+
+def test_latest_message_takes_a_reader_far_up_back_down(page, app):
+    chat_id = _long_conversation(app, 300)
+    page.goto(f"{app.url}/c/{chat_id}/")
+    articles = page.locator("#messages > article")
+    jump = page.get_by_role("button", name="Latest message")
+    expect(jump).to_be_hidden()  # at the latest already
+    page.locator("#main").evaluate("el => { el.scrollTop = el.scrollHeight / 3; }")
+    expect(jump).to_be_visible()
+    jump.click()
+    expect(articles.last).to_be_in_viewport()
+    expect(jump).to_be_hidden()
+    expect(page.get_by_role("textbox", name="Message")).to_be_focused()
+
+    # A page that stops above the end (a search result's) opens again at the end.
+    kept = articles.first.get_attribute("data-message-id")  # the 201st of 300
+    page.goto(f"{app.url}/c/{chat_id}/?keep={kept}#m-{kept}")
+    expect(page.locator(".later-messages")).to_have_count(1)
+    jump.click()
+    expect(page).to_have_url(f"{app.url}/c/{chat_id}/")
+    expect(articles.last).to_be_in_viewport()
+    expect(jump).to_be_hidden()
 
 
 def test_a_version_flipped_far_up_a_long_conversation_stays_where_the_reader_saw_it(page, app):

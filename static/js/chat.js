@@ -47,6 +47,28 @@
   document.addEventListener("htmx:afterSettle", follow);
   document.addEventListener("htmx:wsAfterMessage", follow);
 
+  // "Latest message": the way back down for a reader a screen or more above
+  // the latest message, or on a page that stops above it (a search result,
+  // a version flipped far up), which opens again at the end.
+  function showJump() {
+    var button = document.getElementById("jump-to-latest");
+    var el = scroller();
+    if (!button || !el || !messages()) { return; }
+    button.hidden = showsEnd() && el.scrollHeight - el.scrollTop - el.clientHeight < el.clientHeight;
+  }
+  document.addEventListener("scroll", showJump, true);  // #main scrolls, not the document
+  document.addEventListener("htmx:afterSettle", showJump);
+  document.addEventListener("htmx:wsAfterMessage", showJump);
+  document.addEventListener("click", function (event) {
+    if (!event.target.closest("#jump-to-latest")) { return; }
+    if (showsEnd()) {
+      scroller().scrollTop = scroller().scrollHeight;
+    } else {
+      window.location.assign(messages().dataset.conversationUrl);
+    }
+    input().focus({ preventScroll: true });
+  });
+
   // A new answer's frame brings the branch from its first new message on,
   // naming the message it follows: what the page shows after that one (the
   // old answer of a regeneration, the old branch of an edit) goes first.
@@ -334,5 +356,6 @@
     }
     var box = input();
     if (box) { box.focus({ preventScroll: true }); }
+    showJump();
   });
 })();
