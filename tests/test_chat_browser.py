@@ -112,6 +112,37 @@ def test_send_and_watch_reasoning_then_text_stream(page, upstream_server):
     assert re.search(r"/c/[0-9a-f-]{36}/$", page.url)
 
 
+def test_a_message_being_written_is_kept_until_it_is_sent(page, app, upstream_server):
+    box = page.get_by_role("textbox", name="Message")
+    box.fill("A thought I had not finished")
+    page.reload()
+    expect(box).to_have_value("A thought I had not finished")  # a new chat's, kept for the next new chat
+    upstream_server.enqueue(Stream(openai_text_stream("Noted.")))
+    box.press("Enter")
+    expect(_last_answer(page)).to_have_attribute("data-status", "done")
+    expect(box).to_have_value("")
+    chat_url = page.url
+    page.reload()
+    expect(box).to_have_value("")  # sent, it is gone
+
+    box.fill("A second thought, for this chat")
+    page.goto(f"{app.url}/c/new/")
+    expect(box).to_have_value("")  # each chat has its own
+    page.goto(chat_url)
+    expect(box).to_have_value("A second thought, for this chat")
+    short = box.bounding_box()["height"]
+    box.fill("A long one\n" * 8)
+    assert box.bounding_box()["height"] > short + 50  # the box grows with it
+
+    page.get_by_role("button", name="Sign out").click()  # the next person at this browser finds nothing
+    page.goto(f"{app.url}/accounts/signin/")
+    page.get_by_label("Username").fill("alice")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.goto(chat_url)
+    expect(box).to_have_value("")
+
+
 def test_stop_keeps_the_partial_answer(page, upstream_server):
     upstream_server.enqueue(Hang(openai_text_stream("An answer that never ends", usage=False, done=False)))
     _send(page, "Never stop")

@@ -25,6 +25,15 @@
     }
   });
 
+  // Signing out forgets the messages being written (chat.js keeps them): the next person at this browser
+  // must not find them.
+  document.addEventListener("submit", function (event) {
+    if (!event.target.matches("[data-sign-out]")) { return; }
+    Object.keys(window.localStorage).forEach(function (key) {
+      if (key.indexOf("draft:") === 0) { window.localStorage.removeItem(key); }
+    });
+  });
+
   // The conversation list slides over the page on narrow screens.
   function sidebarIsOpen() {
     var sidebar = document.getElementById("sidebar");

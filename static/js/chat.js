@@ -118,14 +118,35 @@
     if (form && form.id === "composer") {
       unsent = input().value;
       input().value = "";
+      window.localStorage.removeItem(draftKey());  // a new chat's: its address is not the chat's yet
     }
   });
   onSwappedIn(function (notice) {
     if (notice.id !== "chat-notice") { return; }
     sentHere = false;  // the answer to what was sent: refused, or started (its messages came first)
     var box = input();
-    if (notice.textContent.trim() && unsent !== null && box && !box.value) { box.value = unsent; }
+    if (notice.textContent.trim() && unsent !== null && box && !box.value) {
+      box.value = unsent;
+      keepDraft();
+    }
     unsent = null;
+  });
+
+  // A message being written is kept in the browser (per chat, and one for
+  // a new chat) until it is sent: a reload, a click elsewhere or a closed
+  // tab does not lose it. Signing out forgets them all (app.js).
+  function draftKey() {
+    var list = messages();
+    return "draft:" + ((list && list.dataset.conversationUrl) || "new");
+  }
+  function keepDraft() {
+    var box = input();
+    if (!box) { return; }
+    if (box.value.trim()) { window.localStorage.setItem(draftKey(), box.value); }
+    else { window.localStorage.removeItem(draftKey()); }
+  }
+  document.addEventListener("input", function (event) {
+    if (event.target.id === "composer-input") { keepDraft(); }
   });
 
   // While the socket is down (a server restart, a network blip) htmx keeps
@@ -355,6 +376,8 @@
       el.scrollTop = el.scrollHeight;
     }
     var box = input();
+    var draft = window.localStorage.getItem(draftKey());
+    if (box && draft && !box.value) { box.value = draft; }
     if (box) { box.focus({ preventScroll: true }); }
     showJump();
   });
