@@ -249,7 +249,7 @@ class BranchWindow:
 
     @classmethod
     def around(cls, branch: list["Message"], message_id: int | None) -> "BranchWindow":
-        """PAGE_MESSAGES from a screenful above message `message_id`; the latest if it is not on `branch`.
+        """PAGE_MESSAGES (or to the end) from a screenful above message `message_id`; the latest if it is not there.
 
         A page opened at a message (a search result, a version flipped) keeps
         it where the reader sees it, the messages after it one window at a
@@ -273,7 +273,7 @@ class BranchWindow:
 
     @classmethod
     def after(cls, branch: list["Message"], message_id: int | None) -> "BranchWindow | None":
-        """The PAGE_MESSAGES after message `message_id`; None if it is not on `branch` (the branch changed)."""
+        """The PAGE_MESSAGES after message `message_id` (all, if few more are left); None if it is not on `branch`."""
         kept = position(branch, message_id)
         if kept is None:
             return None

@@ -520,7 +520,8 @@ def test_regenerate_and_edit_make_versions(page, upstream_server):
 
 
 def test_regenerate_takes_the_model_the_picker_shows(page, upstream_server):
-    upstream_server.enqueue(Stream(openai_text_stream("By the first.")), Stream(openai_text_stream("By the small one.")))
+    upstream_server.enqueue(Stream(openai_text_stream("By the first.")),
+                            Stream(openai_text_stream("By the small one.")))  # fmt: skip
     _send(page, "Which model answers?")
     expect(_last_answer(page)).to_have_attribute("data-status", "done")
     page.get_by_label("Model", exact=True).select_option("fake/small@openrouter")
@@ -691,7 +692,8 @@ def test_the_usage_page_draws_todays_chats(page, app, upstream_server):
     box = chart.bounding_box()
     for label in chart.locator(".usage-axis-label").all():
         inside = label.bounding_box()
-        assert box["x"] <= inside["x"] and inside["x"] + inside["width"] <= box["x"] + box["width"], label.text_content()
+        right = inside["x"] + inside["width"]
+        assert box["x"] <= inside["x"] and right <= box["x"] + box["width"], label.text_content()
 
 
 def test_a_server_restart_is_said_and_survived(page, app, upstream_server):

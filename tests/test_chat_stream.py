@@ -527,7 +527,8 @@ async def test_the_forms_a_frame_carries_have_the_pages_csrf_token(alice, openro
         await socket.until_status(answer_id, "done")
     assert not [w for w in warned if "csrf_token" in str(w.message)]
     settings.DEBUG = False
-    form = re.search(r'<form method="post" action="([^"]+)" ws-send[^>]*>.*?</form>', socket.shown[answer_id].html, re.S)
+    form = re.search(r'<form method="post" action="([^"]+)" ws-send[^>]*>.*?</form>', socket.shown[answer_id].html,
+                     re.S)  # fmt: skip
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form[0])[1]
 
     # Posted as a browser without JavaScript would post it, with that cookie: Django's CSRF check lets it in.

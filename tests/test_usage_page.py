@@ -97,9 +97,10 @@ def test_the_charts_scale_ticks_at_round_values(alice_client, alice, metric, hig
         _record(alice, 0, "m", 10, 10, cost=highest)
     else:
         _record(alice, 0, "m", highest, 0, cost="0.01")
-    svg = re.search(r"<svg class=\"usage-chart\".*?</svg>", alice_client.get(f"/usage/?metric={metric}").content.decode(),
-                    re.DOTALL).group(0)  # fmt: skip
-    ticks = re.findall(r'<text class="usage-axis-label" x="[\d.]+" y="[\d.]+" text-anchor="end"[^>]*>([^<]+)</text>', svg)
+    page = alice_client.get(f"/usage/?metric={metric}").content.decode()
+    svg = re.search(r"<svg class=\"usage-chart\".*?</svg>", page, re.DOTALL).group(0)
+    ticks = re.findall(r'<text class="usage-axis-label" x="[\d.]+" y="[\d.]+" text-anchor="end"[^>]*>([^<]+)</text>',
+                       svg)  # fmt: skip
     assert ticks == labels
 
 
