@@ -58,7 +58,7 @@ def _render_chat(request: HttpRequest, conversation: Conversation | None) -> Htt
             pick = BranchWindow.latest
         window, branch = conversation.window_with_versions(pick)
     selected = (conversation.model if conversation else "") or default_model_ref(request.user, providers, table)
-    query = _search_query(request)  # a search result opened: the list still shows the others
+    query = _search_query(request.GET)  # a search result opened: the list still shows the others
     context = {
         "conversation": conversation,
         # A new chat gets its id now; the row is created with the first message.
@@ -162,11 +162,12 @@ async def stop(request: HttpRequest, conversation_id) -> HttpResponse:
 def conversation_list(request: HttpRequest) -> HttpResponse:
     """The sidebar list: a page of it, filtered by the search box."""
     _purge(request.user)
-    return _render_list(request, _search_query(request), request.GET.get("page"))
+    return _render_list(request, _search_query(request.GET), request.GET.get("page"))
 
 
-def _search_query(request: HttpRequest) -> str:
-    return request.GET.get("q", "")[:200]
+def _search_query(params) -> str:
+    """The sidebar's search, from a request's GET or POST (a pin sends it along)."""
+    return params.get("q", "")[:200]
 
 
 def _purge(user) -> None:
@@ -240,8 +241,8 @@ def pin(request: HttpRequest, conversation_id) -> HttpResponse:
     chat = _get_conversation_for_user(request, conversation_id)
     chat.pinned = not chat.pinned
     chat.save(update_fields=["pinned"])
-    if request.htmx:
-        return _render_list(request)
+    if request.htmx:  # the list as it was filtered, this chat moved
+        return _render_list(request, _search_query(request.POST))
     return redirect(chat)
 
 

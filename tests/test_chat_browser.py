@@ -653,6 +653,21 @@ def test_a_new_chat_joins_the_list_once_below_the_pinned_ones(page, app, upstrea
     assert ids.index(new_id) == len(pinned_ids)  # first after the pinned ones, as a reload would show it
 
 
+def test_pinning_from_a_search_keeps_the_search(page, upstream_server):
+    upstream_server.enqueue(Stream(openai_text_stream("Quokkas smile.")))
+    _send(page, "Quokka facts, please")
+    expect(_last_answer(page)).to_have_attribute("data-status", "done", timeout=15000)
+    search = page.get_by_role("searchbox", name="Search conversations")
+    search.fill("quokka")
+    items = page.locator("#conversation-list-items > li.conversation-item")
+    expect(items).to_have_count(1)
+    items.get_by_label("Actions").click()
+    items.get_by_role("button", name="Pin").click()
+    expect(page.locator("#conversation-list-items > li.pinned")).to_have_count(1)
+    expect(items).to_have_count(1)  # still the search's one result, not the whole list
+    expect(search).to_have_value("quokka")
+
+
 def test_on_a_phone_the_conversation_list_opens_and_closes(page, app):
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(f"{app.url}/c/new/")

@@ -85,6 +85,13 @@ def test_rename_pin_delete_and_undo(alice_client, alice):
 
 
 @pytest.mark.django_db
+def test_pinning_from_a_search_keeps_the_search(alice_client, alice):
+    found, _other = _chat(alice, "Zeppelins"), _chat(alice, "Gardening", answer="Roses.")
+    html = alice_client.post(f"/c/{found.id}/pin/", {"q": "zeppelin"}, HTTP_HX_REQUEST="true").content.decode()
+    assert 'value="zeppelin"' in html and "Zeppelins" in html and "Gardening" not in html
+
+
+@pytest.mark.django_db
 def test_deleting_the_open_conversation_closes_its_composer_until_undone(alice_client, alice):
     chat, other = _chat(alice, "Open"), _chat(alice, "Elsewhere")
     on_its_page = {"HX-Request": "true", "HX-Current-URL": f"http://testserver{chat.get_absolute_url()}"}
