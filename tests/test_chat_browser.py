@@ -9,6 +9,7 @@ import json
 import re
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -615,6 +616,13 @@ def test_usable_on_a_phone_screen(browser, app, page):
     page.goto(f"{app.url}/settings/preferences/")
     expect(page.locator("main").get_by_label("Language")).to_be_visible()
     expect(page.locator("main").get_by_label("Theme")).to_be_visible()
+
+    page.goto(f"{app.url}/c/{uuid.uuid4()}/settings/")  # a chat's settings on their own page (a new chat's)
+    card = page.locator(".chat-settings-page").bounding_box()
+    assert card["x"] >= 8 and card["x"] + card["width"] <= 375 - 8  # off the screen's edges
+    box = page.get_by_label("Allow other providers as fallbacks").bounding_box()
+    label = page.get_by_text("Allow other providers as fallbacks").bounding_box()
+    assert box["x"] < label["x"] and label["y"] <= box["y"] + box["height"] / 2 <= label["y"] + label["height"]
 
 
 def test_deleting_the_open_conversation_closes_it_until_undone(page, upstream_server):
