@@ -6,6 +6,7 @@ from chatapp import transfer, usage_views
 
 urlpatterns = [
     path("c/import/", transfer.import_conversations, name="conversation_import"),
+    path("c/export.json", transfer.export_all_json, name="conversations_export_json"),
     path("c/<uuid:conversation_id>/export.md", transfer.export_markdown, name="conversation_export"),
     path("c/<uuid:conversation_id>/export.json", transfer.export_json, name="conversation_export_json"),
     path("usage/", usage_views.usage, name="usage"),

@@ -12,7 +12,12 @@ version and branch) as JSON in our own schema:
                    time_to_first_token, duration, reasoning_duration, created_at}, ...],
      "current_leaf": <local id or null>}
 
-Import: that schema, or NextChat's exports (one session, or a whole backup).
+All of a user's conversations at once (a backup, `GET /c/export.json`):
+
+    {"format": "switchboard.conversations", "version": 1, "exported_at": ...,
+     "conversations": [{"conversation": ..., "messages": [...], "current_leaf": ...}, ...]}
+
+Import: either schema, or NextChat's exports (one session, or a whole backup).
 An upload is untrusted: it is read into plain values and checked field by
 field before anything is saved, and every problem becomes an ImportProblem
 with a message for the import page. Imports always create new conversations
@@ -21,7 +26,7 @@ owned by the importing user.
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -30,7 +35,7 @@ from typing import Any
 from django import forms
 from django.contrib import messages as flash
 from django.db import connection, transaction
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -45,6 +50,7 @@ from chatapp.views import _get_conversation_for_user
 from providers.registry import get_provider
 
 FORMAT = "switchboard.conversation"
+BACKUP_FORMAT = "switchboard.conversations"
 VERSION = 1
 MAX_IMPORT_BYTES = 5 * 1024 * 1024
 MAX_CONVERSATIONS = 1_000
@@ -79,12 +85,17 @@ class ImportProblem(Exception):
 
 def conversation_document(conversation: Conversation) -> dict:
     """The whole conversation, every version and branch, in our JSON schema."""
-    rows = list(conversation.messages.order_by("id"))
+    return {**_header(FORMAT), **_entry(conversation, list(conversation.messages.order_by("id")))}
+
+
+def _header(format_name: str) -> dict:
+    return {"format": format_name, "version": VERSION, "exported_at": timezone.now().isoformat()}
+
+
+def _entry(conversation: Conversation, rows: list[Message]) -> dict:
+    """A conversation and its messages (`rows`, oldest first), their ids local to the file."""
     local = {row.id: number for number, row in enumerate(rows, start=1)}
     return {
-        "format": FORMAT,
-        "version": VERSION,
-        "exported_at": timezone.now().isoformat(),
         "conversation": {
             **{name: getattr(conversation, name) for name in SETTINGS_FIELDS},
             "created_at": conversation.created_at.isoformat(),
@@ -165,6 +176,26 @@ def export_json(request: HttpRequest, conversation_id) -> HttpResponse:
     return _download(body, "application/json; charset=utf-8", _filename(conversation, "json"))
 
 
+@require_GET
+async def export_all_json(request: HttpRequest) -> StreamingHttpResponse:
+    """Every conversation of the user's (a backup, to import here or on another server), sent as it is read."""
+    response = StreamingHttpResponse(_backup(await request.auser()), content_type="application/json; charset=utf-8")
+    response["Content-Disposition"] = content_disposition_header(True, "switchboard-conversations.json")
+    return response
+
+
+async def _backup(user) -> AsyncIterator[str]:
+    """The backup document, a conversation at a time: one query each, none held in memory after it is sent."""
+    header = json.dumps(_header(BACKUP_FORMAT), ensure_ascii=False)
+    yield header[:-1] + ', "conversations": ['
+    separator = "\n"
+    async for conversation in Conversation.objects.of(user).exclude(current_leaf=None).order_by("created_at"):
+        rows = [row async for row in conversation.messages.order_by("id")]
+        yield separator + json.dumps(_entry(conversation, rows), ensure_ascii=False)
+        separator = ",\n"
+    yield "\n]}\n"
+
+
 # Reading an upload ------------------------------------------------------------
 
 
@@ -192,6 +223,8 @@ def read_export(data: bytes) -> list[ImportedConversation]:
     except UnicodeDecodeError:
         raise ImportProblem(_("The file is not UTF-8 text. Choose a JSON export.")) from None
     document = _parse_json(text)
+    if isinstance(document, dict) and document.get("format") == BACKUP_FORMAT:
+        return _read_backup(document)
     if isinstance(document, dict) and "format" in document:
         return [_read_switchboard(document)]
     sessions = _nextchat_sessions(document)
@@ -394,8 +427,30 @@ def _clean_json(value: Any) -> Any:
 
 
 def _read_switchboard(document: dict) -> ImportedConversation:
+    _check_version(document, FORMAT)
+    return _read_entry(document)
+
+
+def _read_backup(document: dict) -> list[ImportedConversation]:
+    """Every conversation of a backup (export_all_json), within the limits of one file."""
+    _check_version(document, BACKUP_FORMAT)
+    entries = document.get("conversations")
+    if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
+        raise ImportProblem(_("The backup has no list of conversations."))
+    if len(entries) > MAX_CONVERSATIONS:
+        raise ImportProblem(_("The file holds more than %(limit)s conversations.") % {"limit": MAX_CONVERSATIONS})
+    lists = [entry.get("messages") for entry in entries]
+    if sum(len(rows) for rows in lists if isinstance(rows, list)) > MAX_MESSAGES:
+        raise ImportProblem(_("The file holds more than %(limit)s messages.") % {"limit": MAX_MESSAGES})
+    imported = [conversation for conversation in map(_read_entry, entries) if conversation.messages]
+    if not imported:
+        raise ImportProblem(_("The file holds no conversation with messages."))
+    return imported
+
+
+def _check_version(document: dict, format_name: str) -> None:
     version = document.get("version")
-    if document.get("format") != FORMAT or not _is_whole(version):
+    if document.get("format") != format_name or not _is_whole(version):
         raise ImportProblem(_("This file is neither a Switchboard nor a NextChat export."))
     if version > VERSION:
         raise ImportProblem(
@@ -404,6 +459,10 @@ def _read_switchboard(document: dict) -> ImportedConversation:
         )
     if version < 1:
         raise ImportProblem(_("This file is neither a Switchboard nor a NextChat export."))
+
+
+def _read_entry(document: dict) -> ImportedConversation:
+    """One conversation of our schema: its settings, messages and current leaf."""
     settings = _read_settings(_Fields(document.get("conversation", {}), _("The conversation")))
     rows = document.get("messages")
     if not isinstance(rows, list):
@@ -681,7 +740,7 @@ class ImportForm(forms.Form):
     file = forms.FileField(
         label=gettext_lazy("Export file"),
         help_text=gettext_lazy(
-            "A JSON export from Switchboard, or from NextChat (one chat or a whole backup); at most 5 MB."
+            "A JSON export from Switchboard or NextChat (one chat, or all of them); at most 5 MB."
         ),
         widget=forms.ClearableFileInput(attrs={"accept": ".json,application/json"}),
     )

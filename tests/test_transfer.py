@@ -6,8 +6,10 @@ import sys
 from decimal import Decimal
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
+from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -63,6 +65,10 @@ def _document(client, conversation) -> dict:
     response = client.get(reverse("conversation_export_json", args=[conversation.id]))
     assert response.status_code == 200
     return json.loads(response.content)
+
+
+async def _received(response) -> bytes:
+    return b"".join([chunk async for chunk in response.streaming_content])
 
 
 def _comparable(document: dict) -> dict:
@@ -153,6 +159,35 @@ def test_an_import_belongs_to_the_importer_and_leaves_the_original_alone(alice_c
     assert response.status_code == 302
     assert Conversation.objects.filter(owner=bob).count() == 1
     assert tree.messages.count() == 7 and Conversation.objects.filter(owner=tree.owner).count() == 1
+
+
+def test_every_conversation_exports_as_one_backup_that_imports_whole(alice_client, alice, bob, tree):
+    second = Conversation.objects.create(owner=alice, title="Second thoughts", model=MODEL)
+    _answer(second.add_exchange("Hello?", None, MODEL)[1], "Hello.")
+    Conversation.objects.create(owner=alice, title="Settings only")  # no message yet: nothing to keep
+    gone = Conversation.objects.create(owner=alice, title="Deleted", deleted_at=timezone.now())
+    gone.add_exchange("Gone?", None, MODEL)
+    Conversation.objects.create(owner=bob, title="Bob's").add_exchange("Mine", None, MODEL)
+    page = alice_client.get(reverse("conversation_import")).content.decode()
+    assert f'href="{reverse("conversations_export_json")}"' in page
+
+    response = alice_client.get(reverse("conversations_export_json"))
+    assert response["Content-Disposition"] == 'attachment; filename="switchboard-conversations.json"'
+    backup = json.loads(async_to_sync(_received)(response))  # sent as it is read, one conversation at a time
+    assert (backup["format"], backup["version"]) == ("switchboard.conversations", 1)
+    titles = [entry["conversation"]["title"] for entry in backup["conversations"]]
+    assert titles == ["Capitals of Europe", "Second thoughts"]  # not the empty one, the deleted one or bob's
+    own_files = [_comparable(_document(alice_client, chat)) for chat in (tree, second)]
+    assert [_comparable({"exported_at": "", **entry}) for entry in backup["conversations"]] == [
+        {k: v for k, v in document.items() if k not in ("format", "version")} for document in own_files
+    ]
+
+    alice_client.force_login(bob)  # another account, as on another server
+    response = _upload(alice_client, json.dumps(backup))
+    assert response.status_code == 302
+    imported = Conversation.objects.filter(owner=bob).exclude(title="Bob's").order_by("title")
+    assert [chat.title for chat in imported] == ["Capitals of Europe", "Second thoughts"]
+    assert [_comparable(_document(alice_client, chat)) for chat in imported] == own_files
 
 
 def test_the_import_page_has_a_file_field(alice_client):
@@ -258,6 +293,10 @@ def _message(**changes) -> str:
     return _with(messages=[VALID["messages"][0] | changes])
 
 
+def _backup(**changes) -> str:
+    return json.dumps({"format": "switchboard.conversations", "version": 1, "conversations": [VALID]} | changes)
+
+
 @pytest.mark.parametrize(
     "data, shown",
     [
@@ -293,6 +332,13 @@ def _message(**changes) -> str:
         (json.dumps(NEXTCHAT_SESSION | {"messages": [{"role": "robot", "content": "x"}]}), "must be one of"),
         (json.dumps(NEXTCHAT_SESSION | {"messages": [{"role": "user", "content": 5}]}), "text or a list of parts"),
         (json.dumps(NEXTCHAT_SESSION | {"messages": []}), "no conversation with messages"),
+        (_backup(conversations={}), "no list of conversations"),
+        (_backup(conversations=[5]), "no list of conversations"),
+        (_backup(conversations=[]), "no conversation with messages"),
+        (_backup(version=3), "newer version"),
+        (_backup(conversations=[VALID] * 1001), "more than 1000 conversations"),
+        (_backup(conversations=[VALID | {"messages": VALID["messages"] * 10_001}] * 2), "more than 20000 messages"),
+        (_backup(conversations=[VALID, json.loads(_message(parent=7))]), "no message has that id"),
     ],
 )
 def test_a_bad_file_is_explained_on_the_import_page(alice_client, data, shown):
