@@ -144,6 +144,17 @@ def test_a_message_being_written_is_kept_until_it_is_sent(page, app, upstream_se
     expect(box).to_have_value("")
 
 
+def test_keyboard_shortcuts_for_the_composer_and_a_new_chat(page, app):
+    page.goto(f"{app.url}/c/{_long_conversation(app, 20)}/")
+    box = page.get_by_role("textbox", name="Message")
+    page.locator("#messages > article").last.click()  # reading, the composer left
+    expect(box).not_to_be_focused()
+    page.keyboard.press("Shift+Escape")
+    expect(box).to_be_focused()
+    page.keyboard.press("Control+Shift+O")
+    expect(page).to_have_url(f"{app.url}/c/new/")
+
+
 def test_stop_keeps_the_partial_answer(page, upstream_server):
     upstream_server.enqueue(Hang(openai_text_stream("An answer that never ends", usage=False, done=False)))
     _send(page, "Never stop")

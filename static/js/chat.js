@@ -103,9 +103,15 @@
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing && target.matches("textarea[name=message]")) {
       event.preventDefault();
       if (target.value.trim()) { target.form.requestSubmit(); }
+    } else if (event.key === "Escape" && event.shiftKey) {
+      var box = input();  // Shift+Esc: back to the composer, as in Open WebUI and ChatGPT
+      if (box) { event.preventDefault(); box.focus(); }
     } else if (event.key === "Escape" && !event.defaultPrevented) {
       var stop = document.getElementById("stop-button");
       if (stop && stop.offsetParent !== null) { stop.click(); }
+    } else if ((event.ctrlKey || event.metaKey) && event.shiftKey && event.key.toLowerCase() === "o") {
+      var newChat = document.querySelector("a.new-chat");  // Ctrl+Shift+O (Cmd on a Mac): a new chat
+      if (newChat) { event.preventDefault(); window.location.assign(newChat.href); }
     }
   });
 
