@@ -137,16 +137,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """The page came down to the branch's end (`end`), or left it: answers being written follow it or stop.
 
         Come down, it drew them from the database, as far as they were saved:
-        their text so far comes again, and the rest live.
+        their text so far comes again, and the rest live. Gone up, it is sent
+        none of those it was shown (`shown` holds only answers being written).
         """
         self.at_end = action.get("end") is True
-        streaming = await database_sync_to_async(_streaming)(self.conversation_id) if self.owned else []
-        for message_id in streaming:
-            if self.at_end:
+        if not self.at_end:
+            self.shown.clear()
+            self.waiting.clear()
+        elif self.owned:
+            for message_id in await database_sync_to_async(_streaming)(self.conversation_id):
                 await self._request_snapshot(message_id)
-            else:
-                self.shown.pop(message_id, None)
-                self.waiting.pop(message_id, None)
 
     async def _on_stop(self, action: dict) -> None:
         if self.owned or await self._claimed():

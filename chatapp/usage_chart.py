@@ -132,7 +132,7 @@ def daily_chart(rows: list[dict], metric: str, days: int = 30, today: date | Non
         chart.ticks.append(Tick(_coordinate(y), _tick_label(ceiling * step / ticks, metric)))
     # The plot starts where the longest tick label ends (a small cost has many digits), and ends
     # where half of today's date, centred under its bar, still fits.
-    left = max(LEFT, _label_width(max(chart.ticks, key=lambda tick: len(tick.label)).label) + 10)
+    left = max(LEFT, _label_width(max((tick.label for tick in chart.ticks), key=len)) + 10)
     right = max(RIGHT, math.ceil(_label_width(date_format(today, "MONTH_DAY_FORMAT")) / 2) + 4)
     chart.left, chart.label_x, chart.right = f"{left}", f"{left - 6}", f"{WIDTH - right}"
     slot = (WIDTH - left - right) / days
