@@ -21,7 +21,7 @@ from django.utils import translation
 from django.utils.html import escape
 from django.utils.translation import gettext_lazy as _
 
-from chatapp import exchanges, generation
+from chatapp import attachments, exchanges, generation
 from chatapp.languages import language_for_scope
 from chatapp.models import BranchWindow, Conversation, Message, position
 from providers.database import database_sync_to_async
@@ -114,12 +114,18 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def _on_send(self, action: dict) -> None:
         text = str(action.get("message", "")).strip()
-        if not text:
+        try:
+            files = attachments.ids_from(action.get("attachment"))  # uploaded as they were attached
+        except exchanges.Refused as refused:
+            await self._send_notice(refused.reason)
+            return
+        if not text and not files:
             return  # an empty composer sends nothing, and says nothing
-        if problem := exchanges.question_problem(text):
+        if problem := exchanges.question_problem(text, with_files=bool(files)):
             await self._send_notice(problem)
             return
-        await self._start(exchanges.start_exchange, text, str(action.get("model", "")), new_question=True, new_chat=True)
+        model = str(action.get("model", ""))
+        await self._start(exchanges.start_exchange, text, model, files, new_question=True, new_chat=True)
 
     async def _on_regenerate(self, action: dict) -> None:
         answer_id = exchanges.message_id(action.get("message_id"))
@@ -127,7 +133,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def _on_edit(self, action: dict) -> None:
         text = str(action.get("message", "")).strip()
-        if problem := exchanges.question_problem(text):
+        if problem := exchanges.question_problem(text, with_files=True):  # whether it has any: start_edit
             await self._send_notice(problem)
             return
         question_id = exchanges.message_id(action.get("message_id"))

@@ -5,11 +5,13 @@ cannot start two answers in one conversation at once.
 """
 
 import uuid
+from collections.abc import Sequence
 from contextlib import contextmanager
 
 from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 
+from chatapp import attachments
 from chatapp.models import Conversation, Message
 from providers import ratelimit
 
@@ -34,9 +36,12 @@ def message_id(value) -> int | None:
     return int(text) if text.isdecimal() and len(text) < 19 else None
 
 
-def question_problem(text: str):
-    """Why `text` (stripped) cannot be sent as a question, translated; None if it can."""
-    if not text:
+def question_problem(text: str, with_files: bool = False):
+    """Why `text` (stripped) cannot be sent as a question, translated; None if it can.
+
+    A question may be files alone (`with_files`): "What is in this picture?" is optional.
+    """
+    if not text and not with_files:
         return _("The message is empty.")
     if len(text) > MAX_MESSAGE_CHARS:
         return _("The message is too long.")
@@ -75,11 +80,16 @@ def _check_model_ref(model: str) -> None:
         raise Refused(_("This model is not available on this server."))
 
 
-def start_exchange(user, conversation_id: uuid.UUID, text: str, model: str) -> Started:
+def start_exchange(
+    user, conversation_id: uuid.UUID, text: str, model: str, files: Sequence[uuid.UUID] = ()
+) -> Started:
+    """A new question, with the files attached to it (chatapp.attachments: uploaded already), and its answer."""
     _check_model_ref(model)
     with _locked(user, conversation_id, create_with_model=model) as conversation:
-        model = model or conversation.model or _default_model_ref(user)
-        _question, answer = conversation.add_exchange(text, conversation.current_leaf_id, model)
+        model = model or conversation.model or default_model_ref(user)
+        described = attachments.described_for_question(conversation, list(files))
+        question, answer = conversation.add_exchange(text, conversation.current_leaf_id, model, described)
+        attachments.mark_sent(question)
         return conversation, answer
 
 
@@ -102,12 +112,15 @@ def start_edit(user, conversation_id: uuid.UUID, message_id: int | None, text: s
         question = conversation.messages.filter(pk=message_id, role=Message.Role.USER).first()
         if question is None:
             raise Refused(_("That message was not found."))
+        if problem := question_problem(text, with_files=bool(question.attachments)):  # the edit keeps its files
+            raise Refused(problem)
         _question, answer = conversation.edit(question, text, model or conversation.model)
         return conversation, answer
 
 
-def _default_model_ref(user) -> str:
-    from chatapp.picker import default_model_ref
+def default_model_ref(user) -> str:
+    """The model a new chat of the user's starts with."""
+    from chatapp import picker
     from providers.credentials import reachable_providers
 
-    return default_model_ref(user, reachable_providers(user))
+    return picker.default_model_ref(user, reachable_providers(user))

@@ -24,7 +24,7 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
-from chatapp.models import Conversation, Message
+from chatapp.models import ERROR_EXPLANATIONS, Conversation, Message
 from providers import events, shared_cache
 from providers.database import database_sync_to_async
 
@@ -394,7 +394,8 @@ def error_code(error: events.StreamError) -> str:
     )
 
 
-ERROR_CODES = {"no_key", "model_not_allowed", "auth", "payment", "rate_limited", "timeout", "unreachable", "internal"}
+# The categories the page explains, kept as the error names them; "upstream" is the one a status may narrow.
+ERROR_CODES = ERROR_EXPLANATIONS.keys() - {"upstream"}
 
 
 async def aresume_or_interrupt(message: Message) -> bool:

@@ -24,6 +24,7 @@ ERROR_EXPLANATIONS = {
     "upstream": _("The provider returned an error."),
     "interrupted": _("The server stopped before this answer was complete."),
     "internal": _("Something went wrong while writing this answer."),
+    "no_image_input": _("This model does not take images. Pick one that does, and retry."),
 }
 
 
@@ -164,9 +165,14 @@ class Conversation(models.Model):
         self.current_leaf_id = leaf_id
         self.save(update_fields=["current_leaf", "updated_at"])
 
-    def add_exchange(self, text: str, parent_id: int | None, model: str) -> tuple["Message", "Message"]:
-        """Save a user message (under `parent_id`) and the assistant message that will answer it."""
-        question = self.messages.create(parent_id=parent_id, role=Message.Role.USER, content=text)
+    def add_exchange(
+        self, text: str, parent_id: int | None, model: str, attachments: list[dict] | None = None
+    ) -> tuple["Message", "Message"]:
+        """Save a user message (under `parent_id`, with `attachments` described) and the assistant message that will
+        answer it."""
+        question = self.messages.create(
+            parent_id=parent_id, role=Message.Role.USER, content=text, attachments=attachments or []
+        )
         answer = self._start_answer(question, model)
         return question, answer
 
@@ -175,8 +181,8 @@ class Conversation(models.Model):
         return self._start_answer(answer.parent, model)
 
     def edit(self, question: "Message", text: str, model: str) -> tuple["Message", "Message"]:
-        """An edited question starts a new branch beside the original."""
-        return self.add_exchange(text, question.parent_id, model)
+        """An edited question starts a new branch beside the original, with the original's attachments."""
+        return self.add_exchange(text, question.parent_id, model, question.attachments)
 
     def _start_answer(self, question: "Message", model: str) -> "Message":
         answer = self.messages.create(
@@ -320,6 +326,8 @@ class Message(models.Model):
     # What the provider needs back in later turns: OpenRouter reasoning_details
     # or Anthropic thinking blocks with their signatures.
     reasoning_details = models.JSONField(_("reasoning details"), default=list, blank=True)
+    # A question's files, described (Attachment.described): the page draws them without reading the files.
+    attachments = models.JSONField(_("attachments"), default=list, blank=True)
     status = models.CharField(_("status"), max_length=12, choices=Status.choices, default=Status.DONE)
     # error_code is our category, explained on the page in the reader's
     # language; error is the upstream's own words, shown as they came.
@@ -389,8 +397,66 @@ class Message(models.Model):
         return render_markdown(self.content)
 
     @property
+    def attachment_links(self) -> list[dict]:
+        """The question's files as its page links them: name, address, and whether it is an image."""
+        return [
+            {
+                **described,
+                "url": reverse("chat:attachment", args=[self.conversation_id, described["id"]]),
+                "is_image": is_image(described["type"]),
+            }
+            for described in self.attachments
+        ]
+
+    @property
     def tokens_per_second(self) -> float | None:
         generating = (self.duration or 0) - (self.time_to_first_token or 0)
         if not self.completion_tokens or generating <= 0:
             return None
         return self.completion_tokens / generating
+
+
+def is_image(media_type: str) -> bool:
+    return media_type.startswith("image/")
+
+
+class Attachment(models.Model):
+    """A file sent with a question: an image the model sees, or a text file it reads.
+
+    Uploaded as it is attached, before the question is sent; `message` is the
+    question it was first sent with (an edit's copy shares it). The bytes live
+    in the database, so every server process serves them.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="attachments", verbose_name=_("conversation")
+    )
+    message = models.ForeignKey(
+        Message, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("message")
+    )
+    name = models.CharField(_("name"), max_length=255)
+    media_type = models.CharField(_("media type"), max_length=100)
+    size = models.PositiveIntegerField(_("size (bytes)"))
+    data = models.BinaryField(_("data"))
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("attachment")
+        verbose_name_plural = _("attachments")
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_image(self) -> bool:
+        return is_image(self.media_type)
+
+    @property
+    def url(self) -> str:
+        return reverse("chat:attachment", args=[self.conversation_id, self.id])
+
+    @property
+    def described(self) -> dict:
+        """What a message keeps of it (Message.attachments)."""
+        return {"id": str(self.id), "name": self.name, "type": self.media_type, "size": self.size}

@@ -17,6 +17,7 @@ class PickerOption:
     context_length: int | None
     prompt_price: Decimal | None  # USD per million tokens
     completion_price: Decimal | None
+    text_only: bool = False  # its catalogue says it takes no images
 
     @property
     def context_size(self) -> str:
@@ -55,6 +56,7 @@ def picker_groups(providers: list[str], table: ModelTable | None = None) -> list
                 context_length=entry.context_length,
                 prompt_price=_per_million(entry.prompt_price),
                 completion_price=_per_million(entry.completion_price),
+                text_only=bool(entry.input_modalities) and "image" not in entry.input_modalities,
             )
             for entry in table.available(provider.slug)
         ]

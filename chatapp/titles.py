@@ -85,14 +85,14 @@ async def atitle_conversation(conversation_id, ask_model: bool = True) -> str | 
     conversation, branch = await _untitled(conversation_id)
     if conversation is None:
         return None
-    question = next((m for m in branch if m.role == Message.Role.USER and m.content.strip()), None)
+    question = next((m for m in branch if m.role == Message.Role.USER and _said(m)), None)
     if question is None:
         return None
     answer = next((m for m in branch if m.role == Message.Role.ASSISTANT and m.content.strip()), None)
     title = ""
     if ask_model and settings.TITLE_MODEL.strip():
         title = await _aask_title_model(conversation, question, answer)
-    title = title or fallback_title(question.content)
+    title = title or fallback_title(_said(question))
     if not title:
         return None
     # Only if still untitled: the user may have renamed it in the meantime.
@@ -105,6 +105,11 @@ def _untitled(conversation_id) -> tuple[Conversation | None, list[Message]]:
     """The conversation, with its owner, and its branch: if it has no title yet."""
     conversation = Conversation.objects.select_related("owner").filter(pk=conversation_id, title="").first()
     return (conversation, conversation.branch()) if conversation is not None else (None, [])
+
+
+def _said(question: Message) -> str:
+    """What a question says, for its title: its text, or the names of the files it is alone."""
+    return question.content.strip() or ", ".join(described["name"] for described in question.attachments)
 
 
 async def _aask_title_model(conversation: Conversation, question: Message, answer: Message | None) -> str:
@@ -121,7 +126,7 @@ async def _aask_title_model(conversation: Conversation, question: Message, answe
         endpoint = credentials.endpoint(provider)
     except CredentialError:
         return ""
-    excerpt = f"User: {question.content[:EXCERPT_CHARS]}"
+    excerpt = f"User: {_said(question)[:EXCERPT_CHARS]}"
     if answer is not None:
         excerpt += f"\n\nAssistant: {answer.content[:EXCERPT_CHARS]}"
     request = CompletionRequest(

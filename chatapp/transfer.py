@@ -9,7 +9,8 @@ version and branch) as JSON in our own schema:
      "messages": [{id, parent, role, content, reasoning, reasoning_details, status,
                    error_code, error, model, provider, finish_reason, prompt_tokens,
                    completion_tokens, reasoning_tokens, cached_tokens, cost (a string),
-                   time_to_first_token, duration, reasoning_duration, created_at}, ...],
+                   time_to_first_token, duration, reasoning_duration, created_at,
+                   attachments: [{name, type, data (base64)}, ...]}, ...],
      "current_leaf": <local id or null>}
 
 All of a user's conversations at once (a backup, `GET /c/export.json`):
@@ -24,6 +25,7 @@ with a message for the import page. Imports always create new conversations
 owned by the importing user.
 """
 
+import base64
 import json
 import math
 from collections.abc import AsyncIterator, Callable
@@ -45,7 +47,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_GET, require_http_methods
 
-from chatapp.models import Conversation, Message
+from chatapp import attachments, exchanges
+from chatapp.models import Attachment, Conversation, Message
 from chatapp.views import _get_conversation_for_user
 from providers.registry import get_provider
 
@@ -84,16 +87,36 @@ class ImportProblem(Exception):
 
 
 def conversation_document(conversation: Conversation) -> dict:
-    """The whole conversation, every version and branch, in our JSON schema."""
-    return {**_header(FORMAT), **_entry(conversation, list(conversation.messages.order_by("id")))}
+    """The whole conversation, every version and branch, with its files, in our JSON schema."""
+    rows = list(conversation.messages.order_by("id"))
+    files = {str(key): data for key, data in _files_of(rows)} if _attachment_ids(rows) else {}
+    return {**_header(FORMAT), **_entry(conversation, rows, files)}
+
+
+def _attachment_ids(rows: list[Message]) -> list[str]:
+    return [described["id"] for row in rows for described in row.attachments]
+
+
+def _files_of(rows: list[Message]):
+    """(id, bytes) of the files the messages `rows` were sent with: a query to iterate, sync or async."""
+    return Attachment.objects.filter(id__in=_attachment_ids(rows)).values_list("id", "data")
+
+
+def _exported_files(row: Message, files: dict[str, bytes]) -> list[dict]:
+    return [
+        {"name": d["name"], "type": d["type"], "data": base64.b64encode(files[d["id"]]).decode("ascii")}
+        for d in row.attachments
+        if d["id"] in files  # always, unless its chat was deleted meanwhile
+    ]
 
 
 def _header(format_name: str) -> dict:
     return {"format": format_name, "version": VERSION, "exported_at": timezone.now().isoformat()}
 
 
-def _entry(conversation: Conversation, rows: list[Message]) -> dict:
-    """A conversation and its messages (`rows`, oldest first), their ids local to the file."""
+def _entry(conversation: Conversation, rows: list[Message], files: dict[str, bytes]) -> dict:
+    """A conversation and its messages (`rows`, oldest first), their ids local to the file; `files` are the bytes
+    of their attachments, by id."""
     local = {row.id: number for number, row in enumerate(rows, start=1)}
     return {
         "conversation": {
@@ -111,6 +134,7 @@ def _entry(conversation: Conversation, rows: list[Message]) -> dict:
                 **{name: getattr(row, name) for name in (*TEXT_FIELDS, *TOKEN_FIELDS, *SECONDS_FIELDS)},
                 "cost": None if row.cost is None else str(row.cost),
                 "created_at": row.created_at.isoformat(),
+                "attachments": _exported_files(row, files),
             }
             for row in rows
         ],
@@ -130,6 +154,9 @@ def conversation_markdown(conversation: Conversation) -> str:
         lines += [f"## {heading}", ""]
         if message.reasoning:
             lines += [f"> **{_('Reasoning')}**", ">", *_quoted(message.reasoning), ""]
+        if message.attachments:
+            names = ", ".join(described["name"] for described in message.attachments)
+            lines += [f"*{_('Attached: %(names)s') % {'names': names}}*", ""]
         lines += [message.content, ""]
         if message.role == Message.Role.ASSISTANT and (footer := _footer(message)):
             lines += [f"*{footer}*", ""]
@@ -185,13 +212,15 @@ async def export_all_json(request: HttpRequest) -> StreamingHttpResponse:
 
 
 async def _backup(user) -> AsyncIterator[str]:
-    """The backup document, a conversation at a time: one query each, none held in memory after it is sent."""
+    """The backup document, a conversation at a time: one query each (two with files), none held in memory after
+    it is sent."""
     header = json.dumps(_header(BACKUP_FORMAT), ensure_ascii=False)
     yield header[:-1] + ', "conversations": ['
     separator = "\n"
     async for conversation in Conversation.objects.of(user).exclude(current_leaf=None).order_by("created_at"):
         rows = [row async for row in conversation.messages.order_by("id")]
-        yield separator + json.dumps(_entry(conversation, rows), ensure_ascii=False)
+        files = {str(key): data async for key, data in _files_of(rows)} if _attachment_ids(rows) else {}
+        yield separator + json.dumps(_entry(conversation, rows, files), ensure_ascii=False)
         separator = ",\n"
     yield "\n]}\n"
 
@@ -205,6 +234,7 @@ class ImportedMessage:
     parent: str | None
     role: str
     fields: dict[str, Any] = field(default_factory=dict)
+    files: list[tuple[str, str, bytes]] = field(default_factory=list)  # attachments.checked: name, type, bytes
 
 
 @dataclass
@@ -515,7 +545,30 @@ def _read_message(row: Any, number: int) -> ImportedMessage:
     values |= {name: fields.number(name, 0, MAX_SECONDS) for name in SECONDS_FIELDS}
     values["cost"] = fields.cost("cost")
     values["created_at"] = fields.moment("created_at")
-    return ImportedMessage(str(key), None if parent is None else str(parent), role, values)
+    files = _read_files(fields) if role == Message.Role.USER else []
+    return ImportedMessage(str(key), None if parent is None else str(parent), role, values, files)
+
+
+def _read_files(fields: _Fields) -> list[tuple[str, str, bytes]]:
+    """A question's files, each checked as an upload is (attachments.checked)."""
+    items = fields.data.get("attachments") or []
+    if not isinstance(items, list) or len(items) > attachments.MAX_PER_MESSAGE:
+        most = {"count": attachments.MAX_PER_MESSAGE}
+        raise fields.problem("attachments", _("expected a list of at most %(count)d files.") % most)
+    files = []
+    for item in items:
+        data = item.get("data") if isinstance(item, dict) else None
+        try:
+            content = base64.b64decode(data, validate=True) if isinstance(data, str) else None
+        except ValueError:
+            content = None
+        if content is None:
+            raise fields.problem("attachments", _("each file needs its name and its data in base64."))
+        try:
+            files.append(attachments.checked(str(item.get("name") or ""), content))
+        except exchanges.Refused as refused:
+            raise fields.problem("attachments", str(refused.reason)) from None
+    return files
 
 
 def _assemble(settings: dict, messages: list[ImportedMessage], leaf: str | None) -> ImportedConversation:
@@ -703,6 +756,7 @@ def save_imports(owner, imported: list[ImportedConversation]) -> list[Conversati
             # created_at is auto_now_add: only an update can restore it.
             row.created_at = message.fields.get("created_at") or row.created_at
         _update_rows(rows, ["parent", "created_at"])
+        _save_files(conversation, item.messages, rows)
         conversation.current_leaf = by_key.get(item.current_leaf)
         conversation.save(update_fields=["current_leaf", "updated_at"])
         # The answers on screen are rendered once now, as a finished generation does.
@@ -714,6 +768,18 @@ def save_imports(owner, imported: list[ImportedConversation]) -> list[Conversati
         _update_rows(answers, ["content_html"])
         saved.append(conversation)
     return saved
+
+
+def _save_files(conversation: Conversation, messages: list[ImportedMessage], rows: list[Message]) -> None:
+    """The imported questions' files, theirs as sent ones are."""
+    sent = [(row, files) for message, row in zip(messages, rows, strict=True) if (files := message.files)]
+    for row, files in sent:
+        saved = Attachment.objects.bulk_create(
+            Attachment(conversation=conversation, message=row, name=name, media_type=kind, size=len(data), data=data)
+            for name, kind, data in files
+        )
+        row.attachments = [attachment.described for attachment in saved]
+    _update_rows([row for row, _files in sent], ["attachments"])
 
 
 def _update_rows(rows: list[Message], names: list[str]) -> None:

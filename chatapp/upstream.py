@@ -5,7 +5,8 @@ gathers the branch on screen, fits it to the model's context window, and adds
 the conversation's settings.
 """
 
-from chatapp.models import Conversation, Message
+from chatapp import attachments
+from chatapp.models import Conversation, Message, is_image
 from providers import events
 from providers.completion import ChatMessage, CompletionRequest
 from providers.credentials import CredentialError, Endpoint, UserCredentials
@@ -15,11 +16,21 @@ from providers.registry import get_provider
 
 CHARS_PER_TOKEN = 3.5  # a cautious estimate: we cannot run every provider's tokenizer
 TOKENS_PER_MESSAGE = 4
+TOKENS_PER_IMAGE = 1600  # about what Anthropic and OpenAI count for a large image
 ANSWER_RESERVE = 4096  # room left for the answer when max_tokens is not set
 
 
 def estimated_tokens(text: str) -> int:
     return int(len(text) / CHARS_PER_TOKEN) + TOKENS_PER_MESSAGE
+
+
+def message_tokens(message: Message) -> int:
+    """A message's estimated size in the model's window, its files included."""
+    files = sum(
+        TOKENS_PER_IMAGE if is_image(described["type"]) else int(described["size"] / CHARS_PER_TOKEN)
+        for described in message.attachments
+    )
+    return estimated_tokens(message.content) + files
 
 
 def fit_to_context(path: list[Message], system: str, context_length: int | None, max_tokens: int | None) -> int:
@@ -30,10 +41,10 @@ def fit_to_context(path: list[Message], system: str, context_length: int | None,
     if not context_length or not path:
         return 0
     budget = context_length - (max_tokens or min(ANSWER_RESERVE, context_length // 4)) - estimated_tokens(system)
-    total = sum(estimated_tokens(m.content) for m in path)
+    total = sum(message_tokens(m) for m in path)
     cut = 0
     while total > budget and cut < len(path) - 1:
-        total -= estimated_tokens(path[cut].content)
+        total -= message_tokens(path[cut])
         cut += 1
     # Never start on an answer: the provider expects a question first.
     while cut < len(path) - 1 and path[cut].role == Message.Role.ASSISTANT:
@@ -51,12 +62,19 @@ def history_for(
 
     The cut is the id of the oldest message kept, or None when all fit. The
     conversation's messages are read unless `branch`, the path to `answer`
-    already read, is given.
+    already read, is given. Files are named, their bytes still to read
+    (attachments.aread).
     """
     path = [m for m in conversation.path_to(answer.parent_id, branch) if m.content or m.role == Message.Role.USER]
     cut = fit_to_context(path, conversation.system_prompt, context_length, conversation.max_tokens)
     history = [
-        ChatMessage(role=m.role, content=m.content, reasoning=m.reasoning, reasoning_details=m.reasoning_details)
+        ChatMessage(
+            role=m.role,
+            content=m.content,
+            reasoning=m.reasoning,
+            reasoning_details=m.reasoning_details,
+            files=attachments.parts(m.attachments),
+        )
         for m in path[cut:]
     ]
     return history, path[cut].id if cut else None
@@ -101,6 +119,10 @@ async def prepare_request(
         history, cut_at = await database_sync_to_async(history_for)(conversation, answer, context_length)
     else:
         history, cut_at = history_for(conversation, answer, context_length, branch)
+    files = [part for message in history for part in message.files]
+    if any(part.is_image for part in files) and not _sees_images(entry):
+        return events.StreamError(answer.model, code="no_image_input", status=400)
+    await attachments.aread(files)
     if cut_at is not None:  # recorded on the answer: the page marks where the model's memory began
         answer.context_start_id = cut_at
         await Message.objects.filter(pk=answer.pk).aupdate(context_start_id=cut_at)
@@ -116,6 +138,11 @@ async def prepare_request(
         provider_routing=routing_for(conversation) if provider.slug == "openrouter" else None,
     )
     return request, endpoint
+
+
+def _sees_images(entry) -> bool:
+    """Whether the model takes images: yes unless its catalogue says otherwise (a custom model may)."""
+    return not (entry and entry.input_modalities) or "image" in entry.input_modalities
 
 
 @database_sync_to_async

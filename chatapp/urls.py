@@ -4,7 +4,7 @@ from django.urls import include, path
 from django.views.i18n import JavaScriptCatalog
 
 from accounts.views import set_language
-from chatapp import health, views
+from chatapp import attachments, health, views
 
 chat_patterns = [
     path("", views.home, name="home"),
@@ -23,6 +23,8 @@ chat_patterns = [
     path("c/<uuid:conversation_id>/versions/<int:message_id>/", views.show_version, name="version"),
     path("c/<uuid:conversation_id>/earlier/", views.earlier_messages, name="earlier"),
     path("c/<uuid:conversation_id>/later/", views.later_messages, name="later"),
+    path("c/<uuid:conversation_id>/attachments/", attachments.upload, name="attach"),
+    path("c/<uuid:conversation_id>/attachments/<uuid:attachment_id>/", attachments.download, name="attachment"),
 ]
 
 urlpatterns = [

@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRefresh
 
-from chatapp import exchanges
+from chatapp import attachments, exchanges
 from chatapp.forms import ConversationSettingsForm, RenameForm
 from chatapp.generation import Generation, interrupt_orphans, request_stop
 from chatapp.models import BranchWindow, Conversation, Message
@@ -125,10 +125,19 @@ async def _start_from_form(request: HttpRequest, conversation_id, start, *args) 
 async def send(request: HttpRequest, conversation_id) -> HttpResponse:
     """The composer: a new question and its answer."""
     text = request.POST.get("message", "").strip()
-    if problem := exchanges.question_problem(text):  # as the socket refuses it: an over-long one is never cut
+    uploads = request.FILES.getlist("file")  # with JavaScript, files are uploaded as they are attached
+    # As the socket refuses it: an over-long one is never cut.
+    if problem := exchanges.question_problem(text, with_files=bool(uploads)):
         return await _refused(request, conversation_id, problem)
+    files = []
+    if uploads:
+        try:
+            saved = await sync_to_async(attachments.save_uploads)(await request.auser(), conversation_id, uploads)
+        except exchanges.Refused as refused:
+            return await _refused(request, conversation_id, refused.reason)
+        files = [attachment.id for attachment in saved]
     return await _start_from_form(
-        request, conversation_id, exchanges.start_exchange, text, request.POST.get("model", "")
+        request, conversation_id, exchanges.start_exchange, text, request.POST.get("model", ""), files
     )
 
 
@@ -143,7 +152,7 @@ async def regenerate(request: HttpRequest, conversation_id) -> HttpResponse:
 async def edit(request: HttpRequest, conversation_id) -> HttpResponse:
     """An edited question, sent again as a new branch."""
     text = request.POST.get("message", "").strip()
-    if problem := exchanges.question_problem(text):
+    if problem := exchanges.question_problem(text, with_files=True):  # whether it has any: start_edit
         return await _refused(request, conversation_id, problem)
     return await _start_from_form(
         request, conversation_id, exchanges.start_edit, exchanges.message_id(request.POST.get("message_id")), text
@@ -171,9 +180,10 @@ def _search_query(params) -> str:
 
 
 def _purge(user) -> None:
-    """Drop the user's chats deleted past undoing, and those given settings but never a message.
+    """Drop the user's chats deleted past undoing, those given settings or files but never a message, and files
+    attached but never sent.
 
-    At most once per PURGE_EVERY: two DELETE queries are housekeeping, not
+    At most once per PURGE_EVERY: three DELETE queries are housekeeping, not
     something every keystroke in the search box should pay for.
     """
     if not cache.add(f"chats-purged:{user.pk}", True, PURGE_EVERY.total_seconds()):
@@ -182,6 +192,7 @@ def _purge(user) -> None:
     mine = Conversation.objects.filter(owner=user)
     mine.filter(deleted_at__lt=now - UNDO_WINDOW).delete()
     mine.filter(current_leaf=None, messages=None, updated_at__lt=now - timedelta(days=UNUSED_CHAT_DAYS)).delete()
+    attachments.purge_unsent(user)
 
 
 def _render_list(request: HttpRequest, query: str = "", page: str | None = None) -> HttpResponse:

@@ -12,6 +12,7 @@ connection, which is how the upstream learns the answer is not wanted.
 """
 
 import asyncio
+import base64
 import dataclasses
 import json
 import logging
@@ -46,11 +47,34 @@ GENERATION_TIMEOUT = 5.0
 
 
 @dataclass
+class FilePart:
+    """A file sent with a question: an image (PNG, JPEG, GIF, WebP) or UTF-8 text."""
+
+    name: str
+    media_type: str
+    data: bytes = b""
+    key: str = ""  # the chat's name for it, while its bytes are still to be read (chatapp.attachments.aread)
+
+    @property
+    def is_image(self) -> bool:
+        return self.media_type.startswith("image/")
+
+    @property
+    def base64(self) -> str:
+        return base64.b64encode(self.data).decode("ascii")
+
+    @property
+    def text(self) -> str:
+        return self.data.decode("utf-8-sig", errors="replace")
+
+
+@dataclass
 class ChatMessage:
     role: str  # "user" | "assistant" | "system"
     content: str
     reasoning: str = ""
     reasoning_details: list[dict] = field(default_factory=list)  # what Finish.reasoning_details gave for this answer
+    files: list[FilePart] = field(default_factory=list)
 
 
 @dataclass

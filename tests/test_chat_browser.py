@@ -5,6 +5,7 @@ see it continue, and model output such as `<img src=x onerror=alert(1)>`
 shown as text with no script run.
 """
 
+import base64
 import json
 import re
 import subprocess
@@ -175,17 +176,24 @@ def test_a_message_refused_while_an_answer_streams_stays_in_the_composer(page, u
     _send(page, "First question")
     answer = _last_answer(page)
     expect(answer).to_have_attribute("data-status", "streaming")
+    page.get_by_label("Attach files").set_input_files({"name": "notes.md", "mimeType": "text/markdown", "buffer": b"#"})
+    chip = page.locator("#composer-files .attachment-chip")
+    expect(chip).to_have_text(re.compile("notes.md"))
     _send(page, "Second question")
     notice = page.get_by_role("alert")
     expect(notice).to_have_text("An answer is still being written. Stop it or wait for it to finish.")
     box = page.get_by_role("textbox", name="Message")
     expect(box).to_have_value("Second question")  # not lost
+    expect(chip).to_be_visible()  # nor its file
     expect(answer).to_have_attribute("data-status", "done", timeout=15000)
     box.press("Enter")
-    expect(page.locator('[data-role="user"]').last).to_have_text(re.compile("Second question"))
+    question = page.locator('[data-role="user"]').last
+    expect(question).to_have_text(re.compile("Second question"))
+    expect(question.locator(".file-link")).to_contain_text("notes.md")
     expect(_last_answer(page)).to_have_attribute("data-status", "done", timeout=15000)
     expect(page.locator("#chat-notice")).to_be_empty()  # the refusal's notice went with the accepted message
     expect(box).to_have_value("")
+    expect(chip).to_have_count(0)
 
 
 def test_an_answer_is_copied_with_its_button(page, app, upstream_server):
@@ -746,3 +754,48 @@ def test_a_server_restart_is_said_and_survived(page, app, upstream_server):
     _send(page, "Second")
     expect(_last_answer(page).locator('[data-part="content"]')).to_have_text("After the restart.", timeout=15000)
 
+
+
+def test_files_attached_chosen_or_pasted_go_with_the_message_and_show_on_it(page, upstream_server, tmp_path):
+    from tests.test_attachments import png
+
+    picture = tmp_path / "cat.png"
+    picture.write_bytes(png(3, 2))
+    page.get_by_label("Attach files").set_input_files(str(picture))
+    chips = page.locator("#composer-files .attachment-name")
+    expect(chips).to_have_text(["cat.png"])
+    # A screenshot pasted into the box, and a file that cannot go: it is refused, and says why.
+    page.get_by_role("textbox", name="Message").evaluate(
+        """(box) => {
+            const data = new DataTransfer();
+            data.items.add(new File(["# Notes"], "notes.md", {type: "text/markdown"}));
+            box.dispatchEvent(new ClipboardEvent("paste", {clipboardData: data, bubbles: true, cancelable: true}));
+        }"""
+    )
+    expect(chips).to_have_text(["cat.png", "notes.md"])
+    page.get_by_label("Attach files").set_input_files(
+        {"name": "tool.exe", "mimeType": "application/octet-stream", "buffer": b"MZ\x90\x00\xff\xfe"}
+    )
+    expect(page.locator("#chat-notice")).to_have_text(
+        "tool.exe cannot be attached: only images (PNG, JPEG, GIF, WebP) and text files can."
+    )
+    expect(chips).to_have_count(2)
+    page.get_by_role("button", name="Remove notes.md").click()
+    expect(chips).to_have_text(["cat.png"])
+    hint = page.locator("#attach-hint")
+    expect(hint).to_be_hidden()
+    page.get_by_label("Model", exact=True).select_option("fake/small@openrouter")  # its catalogue: text only
+    expect(hint).to_have_text("The model picked does not take images: pick one that does before sending.")
+    page.get_by_label("Model", exact=True).select_option("fake/model@openrouter")
+    expect(hint).to_be_hidden()
+
+    upstream_server.enqueue(Stream(openai_text_stream("A small grey picture.")))
+    _send(page, "What is this?")
+    expect(_last_answer(page)).to_have_attribute("data-status", "done")
+    expect(chips).to_have_count(0)  # sent with the message
+    picture_shown = page.locator('[data-role="user"]').last.get_by_role("img", name="cat.png")
+    expect(picture_shown).to_be_visible()
+    assert picture_shown.evaluate("(img) => img.complete && img.naturalWidth") == 3  # served, and drawn
+    sent = upstream_server.chat_requests[-1].json["messages"][-1]["content"]
+    assert sent[0] == {"type": "text", "text": "What is this?"} and len(sent) == 2
+    assert sent[1]["image_url"]["url"] == "data:image/png;base64," + base64.b64encode(png(3, 2)).decode()

@@ -39,5 +39,6 @@ def model_options(group, selected: str) -> SafeString:
         if option.prompt_price is not None:
             text += f" · ${number(option.prompt_price)} / ${number(option.completion_price)} {per_million}"
         chosen = " selected" if option.ref == selected else ""
+        chosen += " data-text-only" if option.text_only else ""  # attachments.js: a picture attached is not for it
         options.append(f'<option value="{escape(option.ref)}"{chosen} title="{escape(title)}">{escape(text)}</option>')
     return mark_safe("\n".join(options))  # every text in them escaped here

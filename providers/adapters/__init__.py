@@ -11,14 +11,16 @@ look for the Usage in `close()`.
 """
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
+from html import escape
 from typing import TYPE_CHECKING, Any
 
 from providers.adapters.sse import SSEDecoder, SSEEvent
 from providers.events import Finish, StreamError, StreamEvent, Usage
 
 if TYPE_CHECKING:
-    from providers.completion import CompletionRequest
+    from providers.completion import ChatMessage, CompletionRequest, FilePart
     from providers.registry import Provider
 
 __all__ = [
@@ -30,6 +32,7 @@ __all__ = [
     "cut_short",
     "decimal_or_none",
     "error_for_status",
+    "question_content",
     "usage_then_finish",
 ]
 
@@ -67,6 +70,24 @@ class Adapter(ABC):
     @abstractmethod
     def error_message(self, payload: Any) -> str:
         """The human message in an error body, or ""."""
+
+
+def question_content(
+    message: "ChatMessage", image_part: Callable[["FilePart"], dict[str, Any]], images_first: bool = False
+) -> str | list[dict[str, Any]]:
+    """A question's content: its text, after its text files, each whole in a `<file name="...">` block; and
+    its images as parts (`image_part` shapes one for the API) after the text, or before it.
+
+    Every API takes text, so a question without images stays a string.
+    """
+    files = [f'<file name="{escape(part.name)}">\n{part.text}\n</file>' for part in message.files if not part.is_image]
+    text = "\n\n".join([*files, message.content] if message.content else files)
+    images = [image_part(part) for part in message.files if part.is_image]
+    if not images:
+        return text
+    if not text:
+        return images
+    return [*images, {"type": "text", "text": text}] if images_first else [{"type": "text", "text": text}, *images]
 
 
 def adapter_for(provider: "Provider") -> Adapter:

@@ -15,6 +15,7 @@ from providers.adapters import (
     StreamParser,
     cut_short,
     error_for_status,
+    question_content,
     sampling_options,
     usage_then_finish,
 )
@@ -22,7 +23,7 @@ from providers.adapters.sse import SSEEvent
 from providers.events import Finish, ReasoningDelta, StreamError, StreamEvent, TextDelta, ToolCallDelta, Usage
 
 if TYPE_CHECKING:
-    from providers.completion import ChatMessage, CompletionRequest
+    from providers.completion import ChatMessage, CompletionRequest, FilePart
 
 logger = logging.getLogger(__name__)
 
@@ -116,10 +117,17 @@ def _messages(request: "CompletionRequest") -> list[dict[str, Any]]:
     for message in request.messages:
         if message.role == "system":
             continue
-        content = _assistant_content(message) if message.role == "assistant" else message.content
+        if message.role == "assistant":
+            content = _assistant_content(message)
+        else:  # images first, as Anthropic advises
+            content = question_content(message, _image_block, images_first=True)
         if content:  # the API refuses empty text, e.g. an answer that failed at once
             messages.append({"role": message.role, "content": content})
     return messages
+
+
+def _image_block(part: "FilePart") -> dict[str, Any]:
+    return {"type": "image", "source": {"type": "base64", "media_type": part.media_type, "data": part.base64}}
 
 
 def _assistant_content(message: "ChatMessage") -> str | list[dict[str, Any]]:

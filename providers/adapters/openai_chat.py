@@ -16,6 +16,7 @@ from providers.adapters import (
     cut_short,
     decimal_or_none,
     error_for_status,
+    question_content,
     sampling_options,
     usage_then_finish,
 )
@@ -32,7 +33,7 @@ from providers.events import (
 )
 
 if TYPE_CHECKING:
-    from providers.completion import ChatMessage, CompletionRequest
+    from providers.completion import ChatMessage, CompletionRequest, FilePart
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ def _messages(request: "CompletionRequest") -> list[dict[str, Any]]:
 
 
 def _message(request: "CompletionRequest", message: "ChatMessage") -> dict[str, Any]:
-    entry: dict[str, Any] = {"role": message.role, "content": message.content}
+    entry: dict[str, Any] = {"role": message.role, "content": question_content(message, _image_part)}
     # Only OpenRouter takes reasoning back (and wants it unmodified); DeepSeek
     # rejects reasoning_content in the history, OpenAI ignores it.
     if message.role == "assistant" and request.provider.reasoning == "openrouter":
@@ -106,6 +107,11 @@ def _message(request: "CompletionRequest", message: "ChatMessage") -> dict[str, 
         if details:
             entry["reasoning_details"] = details
     return entry
+
+
+def _image_part(part: "FilePart") -> dict[str, Any]:
+    # A data URL: what every OpenAI-compatible API reads (OpenRouter, Gemini, vLLM, Ollama).
+    return {"type": "image_url", "image_url": {"url": f"data:{part.media_type};base64,{part.base64}"}}
 
 
 def _sampling(request: "CompletionRequest") -> dict[str, Any]:

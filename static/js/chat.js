@@ -102,7 +102,10 @@
     var target = event.target;
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing && target.matches("textarea[name=message]")) {
       event.preventDefault();
-      if (target.value.trim()) { target.form.requestSubmit(); }
+      // Text, or files alone (attachments.js): "what is in this picture?" may go without saying.
+      if (target.value.trim() || target.form.querySelector("input[name=attachment]:not(:disabled)")) {
+        target.form.requestSubmit();
+      }
     } else if (event.key === "Escape" && event.shiftKey) {
       var box = input();  // Shift+Esc: back to the composer, as in Open WebUI and ChatGPT
       if (box) { event.preventDefault(); box.focus(); }
@@ -127,15 +130,18 @@
       window.localStorage.removeItem(draftKey());  // a new chat's: its address is not the chat's yet
     }
   });
+  // Others that hold what was sent (attachments.js) hear it as "chat:answered", detail.refused.
   onSwappedIn(function (notice) {
     if (notice.id !== "chat-notice") { return; }
     sentHere = false;  // the answer to what was sent: refused, or started (its messages came first)
+    var refused = Boolean(notice.textContent.trim());
     var box = input();
-    if (notice.textContent.trim() && unsent !== null && box && !box.value) {
+    if (refused && unsent !== null && box && !box.value) {
       box.value = unsent;
       keepDraft();
     }
     unsent = null;
+    document.dispatchEvent(new CustomEvent("chat:answered", { detail: { refused: refused } }));
   });
 
   // A message being written is kept in the browser (per chat, and one for
