@@ -1,10 +1,9 @@
-"""Files attached to a question: images the model sees, text files it reads.
+"""Files attached to a question: images the model sees, PDFs and text files it reads.
 
 A file is uploaded as it is attached (the composer shows it at once), kept
 in the database with its conversation, and named by the question it is sent
-with; every later turn of that branch sends it again, as the text is. Only
-what every model API takes is accepted, recognised by its bytes, not by the
-name or type the browser gave: PNG, JPEG, GIF and WebP images, and UTF-8 text.
+with; every later turn of that branch sends it again, as the text is. What
+can be attached, and what the model is given of it: chatapp.uploads.
 """
 
 import uuid
@@ -20,88 +19,37 @@ from django.utils.http import content_disposition_header
 from django.utils.functional import lazy
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
-from chatapp import exchanges
+from chatapp import exchanges, uploads
 from chatapp.models import Attachment, Conversation
 from providers.completion import FilePart
 
-MAX_IMAGE_BYTES = 5 * 1024 * 1024  # Anthropic's limit for one image; OpenAI's and Gemini's are higher
-MAX_TEXT_BYTES = 512 * 1024  # some 150,000 tokens: more than most context windows
 MAX_PER_MESSAGE = 10
-MAX_NAME = 255
 UNSENT_DAYS = 1  # a file attached and never sent is dropped after this long (chatapp.views._purge)
 
 # Lazy: the socket refuses in the language its page is drawn in, known only when it draws the notice.
 TOO_MANY = lazy(lambda: gettext("At most %(count)d files can go with one message.") % {"count": MAX_PER_MESSAGE}, str)()
 
-_IMAGE_SIGNATURES = (
-    (b"\x89PNG\r\n\x1a\n", "image/png"),
-    (b"\xff\xd8\xff", "image/jpeg"),
-    (b"GIF87a", "image/gif"),
-    (b"GIF89a", "image/gif"),
-)
-TEXT = "text/plain"
+
+def read_upload(upload: UploadedFile) -> "uploads.Checked":
+    """An uploaded file as it is kept; exchanges.Refused, saying why, if it cannot be attached."""
+    if upload.size is None or upload.size > uploads.MAX_UPLOAD_BYTES:  # not even read
+        raise uploads.too_large(uploads.last_part(upload.name))
+    return uploads.checked(upload.name, upload.read())
 
 
-def media_type_of(data: bytes) -> str | None:
-    """The image type `data` starts with, TEXT for UTF-8 text, None for anything else."""
-    for signature, media_type in _IMAGE_SIGNATURES:
-        if data.startswith(signature):
-            return media_type
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    return TEXT if "\x00" not in text else None
-
-
-def read_upload(upload: UploadedFile) -> tuple[str, str, bytes]:
-    """An uploaded file's name, media type and bytes; exchanges.Refused, saying why, if it cannot be attached."""
-    if upload.size is None or upload.size > MAX_IMAGE_BYTES:  # not even read
-        raise _too_large(_name(upload.name))
-    return checked(upload.name, upload.read())
-
-
-def checked(name: str | None, data: bytes) -> tuple[str, str, bytes]:
-    """A file's name (its last part), media type and bytes, if it can be attached; else exchanges.Refused."""
-    name = _name(name)
-    if len(data) > MAX_IMAGE_BYTES:
-        raise _too_large(name)
-    media_type = media_type_of(data)
-    if media_type is None:
-        raise exchanges.Refused(
-            _("%(name)s cannot be attached: only images (PNG, JPEG, GIF, WebP) and text files can.") % {"name": name}
-        )
-    if media_type == TEXT and len(data) > MAX_TEXT_BYTES:
-        raise exchanges.Refused(_("%(name)s is too large to attach (text files: at most 512 KB).") % {"name": name})
-    return name, media_type, data
-
-
-def _too_large(name: str) -> "exchanges.Refused":
-    return exchanges.Refused(_("%(name)s is too large to attach (at most 5 MB).") % {"name": name})
-
-
-def _name(name: str | None) -> str:
-    return (name or "").replace("\\", "/").rpartition("/")[2][:MAX_NAME] or "file"
-
-
-def save_uploads(user, conversation_id: uuid.UUID, uploads: list[UploadedFile]) -> list[Attachment]:
-    """Keep `uploads` in the user's conversation, creating it (as its settings do) if the id is still unused.
+def save_uploads(user, conversation_id: uuid.UUID, files: list[UploadedFile]) -> list[Attachment]:
+    """Keep `files` in the user's conversation, creating it (as its settings do) if the id is still unused.
 
     exchanges.Refused if one cannot be attached (nothing is kept then);
     Http404 if the conversation is someone else's or deleted.
     """
-    if len(uploads) > MAX_PER_MESSAGE:
+    if len(files) > MAX_PER_MESSAGE:
         raise exchanges.Refused(TOO_MANY)
-    files = [read_upload(upload) for upload in uploads]
+    kept = [read_upload(file) for file in files]
     conversation = _conversation_for_upload(user, conversation_id)
-    return Attachment.objects.bulk_create(
-        Attachment(conversation=conversation, name=name, media_type=media_type, size=len(data), data=data)
-        for name, media_type, data in files
-    )
+    return Attachment.objects.bulk_create(Attachment.kept(conversation, file) for file in kept)
 
 
 def _conversation_for_upload(user, conversation_id: uuid.UUID) -> Conversation:
@@ -129,6 +77,8 @@ def described_for_question(conversation: Conversation, ids: list[uuid.UUID]) -> 
     """What the question keeps of its files (Attachment.described), in the order attached; Refused if one is gone."""
     if not ids:
         return []
+    if len(ids) > MAX_PER_MESSAGE:  # those attached before and those posted with the form, together
+        raise exchanges.Refused(TOO_MANY)
     found = {a.id: a for a in conversation.attachments.filter(id__in=ids).defer("data")}
     if len(found) != len(ids):
         raise exchanges.Refused(_("An attached file is no longer there. Attach it again."))
@@ -155,14 +105,22 @@ def parts(described: Iterable[dict]) -> list[FilePart]:
 
 
 async def aread(parts: list[FilePart]) -> None:
-    """Read the bytes of `parts` in one query. A file gone since (its chat deleted meanwhile) stays empty."""
-    wanted = {part.key for part in parts if part.key}
-    if not wanted:
-        return
-    rows = Attachment.objects.filter(id__in=wanted).values_list("id", "data")
-    data = {str(key): bytes(blob) async for key, blob in rows}
+    """Read what the model gets of `parts`, in a query for PDFs (their text) and one for other files (their bytes).
+
+    A file gone since (its chat deleted meanwhile) stays empty.
+    """
+    pdfs = {part.key for part in parts if part.key and part.media_type == uploads.PDF}
+    others = {part.key for part in parts if part.key} - pdfs
+    read = {}
+    if pdfs:
+        rows = Attachment.objects.filter(id__in=pdfs).values_list("id", "text")
+        read |= {str(key): text.encode() async for key, text in rows}
+    if others:
+        rows = Attachment.objects.filter(id__in=others).values_list("id", "data")
+        read |= {str(key): bytes(data) async for key, data in rows}
     for part in parts:
-        part.data = data.get(part.key, b"")
+        if part.key:
+            part.data = read.get(part.key, b"")
 
 
 # Views --------------------------------------------------------------------------
@@ -176,38 +134,49 @@ async def upload(request: HttpRequest, conversation_id) -> HttpResponse:
     On a refusal the reason is the body, as text, for the page to show.
     """
     user = await request.auser()
-    uploads = request.FILES.getlist("file")
+    files = request.FILES.getlist("file")
     try:
-        if not uploads:
+        if not files:
             raise exchanges.Refused(_("No file was attached."))
         await exchanges.acount_request(user)
-        attachments = await sync_to_async(save_uploads)(user, conversation_id, uploads)
+        attachments = await sync_to_async(save_uploads)(user, conversation_id, files)
     except exchanges.Refused as refused:
         return HttpResponse(str(refused.reason), status=400, content_type="text/plain; charset=utf-8")
     return await sync_to_async(render)(request, "chatapp/_attachment_chips.html", {"attachments": attachments})
 
 
-@require_GET
-def download(request: HttpRequest, conversation_id, attachment_id) -> HttpResponse:
-    """`GET /c/<id>/attachments/<attachment id>/`: a file, to its conversation's owner only."""
-    attachment = (
-        Attachment.objects.filter(
-            id=attachment_id,
-            conversation_id=conversation_id,
-            conversation__owner=request.user,
-            conversation__deleted_at__isnull=True,
-        )
-        .only("name", "media_type", "data")
-        .first()
+def unsent(conversation: Conversation):
+    """The files attached in the conversation's composer and not sent yet, as they were attached: its draft's."""
+    return conversation.attachments.filter(message=None).defer("data", "text").order_by("created_at")
+
+
+@require_http_methods(["GET", "HEAD", "DELETE"])
+def attachment(request: HttpRequest, conversation_id, attachment_id) -> HttpResponse:
+    """`/c/<id>/attachments/<attachment id>/`, to its conversation's owner only: GET the file; DELETE it
+    (taken off the composer), while it has not been sent."""
+    files = Attachment.objects.filter(
+        id=attachment_id,
+        conversation_id=conversation_id,
+        conversation__owner=request.user,
+        conversation__deleted_at__isnull=True,
     )
+    if request.method == "DELETE":
+        removed, _by_model = files.filter(message=None).delete()
+        if not removed:
+            raise Http404
+        return HttpResponse(status=204)
+    attachment = files.only("name", "media_type", "data").first()
     if attachment is None:
         raise Http404
-    text = attachment.media_type == TEXT
+    text = attachment.media_type == uploads.TEXT
     response = HttpResponse(
-        bytes(attachment.data), content_type=f"{TEXT}; charset=utf-8" if text else attachment.media_type
+        bytes(attachment.data), content_type=f"{uploads.TEXT}; charset=utf-8" if text else attachment.media_type
     )
-    response["Content-Disposition"] = content_disposition_header(as_attachment=text, filename=attachment.name)
+    response["Content-Disposition"] = content_disposition_header(
+        as_attachment=not attachment.is_image, filename=attachment.name
+    )
     # Nothing in it runs, even opened on its own in a tab; it never changes (its id is new for new bytes).
+    # A PDF is downloaded, too: a browser's viewer runs scripts and cannot open in the sandbox.
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     response["Cache-Control"] = "private, max-age=31536000, immutable"
     return response

@@ -421,7 +421,7 @@ def is_image(media_type: str) -> bool:
 
 
 class Attachment(models.Model):
-    """A file sent with a question: an image the model sees, or a text file it reads.
+    """A file sent with a question: an image the model sees, or a PDF or text file it reads.
 
     Uploaded as it is attached, before the question is sent; `message` is the
     question it was first sent with (an edit's copy shares it). The bytes live
@@ -439,6 +439,8 @@ class Attachment(models.Model):
     media_type = models.CharField(_("media type"), max_length=100)
     size = models.PositiveIntegerField(_("size (bytes)"))
     data = models.BinaryField(_("data"))
+    # What the model reads of a document, when that is not `data` itself: a PDF's text.
+    text = models.TextField(_("text"), blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
     class Meta:
@@ -456,7 +458,23 @@ class Attachment(models.Model):
     def url(self) -> str:
         return reverse("chat:attachment", args=[self.conversation_id, self.id])
 
+    @classmethod
+    def kept(cls, conversation: Conversation, file, message: Message | None = None) -> "Attachment":
+        """A new row (not saved) for a file chatapp.uploads.checked let through."""
+        return cls(
+            conversation=conversation,
+            message=message,
+            name=file.name,
+            media_type=file.media_type,
+            size=len(file.data),
+            data=file.data,
+            text=file.text,
+        )
+
     @property
     def described(self) -> dict:
-        """What a message keeps of it (Message.attachments)."""
-        return {"id": str(self.id), "name": self.name, "type": self.media_type, "size": self.size}
+        """What a message keeps of it (Message.attachments); "read", the size of a document's text, if it has one."""
+        described = {"id": str(self.id), "name": self.name, "type": self.media_type, "size": self.size}
+        if self.text:
+            described["read"] = len(self.text.encode())
+        return described

@@ -47,7 +47,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_GET, require_http_methods
 
-from chatapp import attachments, exchanges
+from chatapp import attachments, exchanges, uploads
 from chatapp.models import Attachment, Conversation, Message
 from chatapp.views import _get_conversation_for_user
 from providers.registry import get_provider
@@ -234,7 +234,7 @@ class ImportedMessage:
     parent: str | None
     role: str
     fields: dict[str, Any] = field(default_factory=dict)
-    files: list[tuple[str, str, bytes]] = field(default_factory=list)  # attachments.checked: name, type, bytes
+    files: list[uploads.Checked] = field(default_factory=list)
 
 
 @dataclass
@@ -549,8 +549,8 @@ def _read_message(row: Any, number: int) -> ImportedMessage:
     return ImportedMessage(str(key), None if parent is None else str(parent), role, values, files)
 
 
-def _read_files(fields: _Fields) -> list[tuple[str, str, bytes]]:
-    """A question's files, each checked as an upload is (attachments.checked)."""
+def _read_files(fields: _Fields) -> list[uploads.Checked]:
+    """A question's files, each checked as an upload is (uploads.checked)."""
     items = fields.data.get("attachments") or []
     if not isinstance(items, list) or len(items) > attachments.MAX_PER_MESSAGE:
         most = {"count": attachments.MAX_PER_MESSAGE}
@@ -565,7 +565,7 @@ def _read_files(fields: _Fields) -> list[tuple[str, str, bytes]]:
         if content is None:
             raise fields.problem("attachments", _("each file needs its name and its data in base64."))
         try:
-            files.append(attachments.checked(str(item.get("name") or ""), content))
+            files.append(uploads.checked(str(item.get("name") or ""), content))
         except exchanges.Refused as refused:
             raise fields.problem("attachments", str(refused.reason)) from None
     return files
@@ -774,10 +774,7 @@ def _save_files(conversation: Conversation, messages: list[ImportedMessage], row
     """The imported questions' files, theirs as sent ones are."""
     sent = [(row, files) for message, row in zip(messages, rows, strict=True) if (files := message.files)]
     for row, files in sent:
-        saved = Attachment.objects.bulk_create(
-            Attachment(conversation=conversation, message=row, name=name, media_type=kind, size=len(data), data=data)
-            for name, kind, data in files
-        )
+        saved = Attachment.objects.bulk_create(Attachment.kept(conversation, file, message=row) for file in files)
         row.attachments = [attachment.described for attachment in saved]
     _update_rows([row for row, _files in sent], ["attachments"])
 

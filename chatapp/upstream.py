@@ -25,10 +25,10 @@ def estimated_tokens(text: str) -> int:
 
 
 def message_tokens(message: Message) -> int:
-    """A message's estimated size in the model's window, its files included."""
+    """A message's estimated size in the model's window, its files included (of a PDF, its text: "read")."""
     files = sum(
-        TOKENS_PER_IMAGE if is_image(described["type"]) else int(described["size"] / CHARS_PER_TOKEN)
-        for described in message.attachments
+        TOKENS_PER_IMAGE if is_image(d["type"]) else int(d.get("read", d["size"]) / CHARS_PER_TOKEN)
+        for d in message.attachments
     )
     return estimated_tokens(message.content) + files
 

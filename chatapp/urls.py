@@ -24,7 +24,7 @@ chat_patterns = [
     path("c/<uuid:conversation_id>/earlier/", views.earlier_messages, name="earlier"),
     path("c/<uuid:conversation_id>/later/", views.later_messages, name="later"),
     path("c/<uuid:conversation_id>/attachments/", attachments.upload, name="attach"),
-    path("c/<uuid:conversation_id>/attachments/<uuid:attachment_id>/", attachments.download, name="attachment"),
+    path("c/<uuid:conversation_id>/attachments/<uuid:attachment_id>/", attachments.attachment, name="attachment"),
 ]
 
 urlpatterns = [

@@ -43,8 +43,9 @@ def _conversation_page(request: HttpRequest, query: str = "", page: int = 1):
 def _render_chat(request: HttpRequest, conversation: Conversation | None) -> HttpResponse:
     table = ModelTable.current()
     providers = reachable_providers(request.user)
-    window, branch = BranchWindow([], 0), []
+    window, branch, draft_files = BranchWindow([], 0), [], []
     if conversation is not None:
+        draft_files = attachments.unsent(conversation)  # a reload keeps them, as the browser keeps the text
         interrupt_orphans(conversation)
         # A long branch shows its end; the rest loads as the reader scrolls up (or all at once without
         # JavaScript). `?keep=<message id>` shows the messages from a screenful above that one instead (a
@@ -64,6 +65,7 @@ def _render_chat(request: HttpRequest, conversation: Conversation | None) -> Htt
         # A new chat gets its id now; the row is created with the first message.
         "conversation_id": conversation.id if conversation else uuid.uuid4(),
         "window": window,
+        "draft_files": draft_files,
         "conversations": _conversation_page(request, query),
         "query": query,
         "providers_configured": bool(providers),
@@ -126,16 +128,19 @@ async def send(request: HttpRequest, conversation_id) -> HttpResponse:
     """The composer: a new question and its answer."""
     text = request.POST.get("message", "").strip()
     uploads = request.FILES.getlist("file")  # with JavaScript, files are uploaded as they are attached
+    try:
+        files = attachments.ids_from(request.POST.getlist("attachment"))  # attached before: the page drew them
+    except exchanges.Refused as refused:
+        return await _refused(request, conversation_id, refused.reason)
     # As the socket refuses it: an over-long one is never cut.
-    if problem := exchanges.question_problem(text, with_files=bool(uploads)):
+    if problem := exchanges.question_problem(text, with_files=bool(uploads or files)):
         return await _refused(request, conversation_id, problem)
-    files = []
     if uploads:
         try:
             saved = await sync_to_async(attachments.save_uploads)(await request.auser(), conversation_id, uploads)
         except exchanges.Refused as refused:
             return await _refused(request, conversation_id, refused.reason)
-        files = [attachment.id for attachment in saved]
+        files += [attachment.id for attachment in saved]
     return await _start_from_form(
         request, conversation_id, exchanges.start_exchange, text, request.POST.get("model", ""), files
     )

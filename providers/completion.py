@@ -48,11 +48,11 @@ GENERATION_TIMEOUT = 5.0
 
 @dataclass
 class FilePart:
-    """A file sent with a question: an image (PNG, JPEG, GIF, WebP) or UTF-8 text."""
+    """A file sent with a question: an image (PNG, JPEG, GIF, WebP), or a document the model reads as text."""
 
     name: str
     media_type: str
-    data: bytes = b""
+    data: bytes = b""  # an image's bytes; a text file's, or a PDF's text, in UTF-8
     key: str = ""  # the chat's name for it, while its bytes are still to be read (chatapp.attachments.aread)
 
     @property

@@ -7,6 +7,7 @@ request bodies show exactly what the model was given.
 
 import base64
 import json
+import re
 import struct
 import uuid
 import zlib
@@ -16,10 +17,12 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
-from chatapp.attachments import MAX_IMAGE_BYTES, MAX_PER_MESSAGE, MAX_TEXT_BYTES
+from chatapp.attachments import MAX_PER_MESSAGE
+from chatapp.uploads import MAX_TEXT_BYTES, MAX_UPLOAD_BYTES
 from chatapp.models import Attachment, Conversation, Message
 from chatapp.upstream import TOKENS_PER_IMAGE, fit_to_context
 from tests.chat_client import generations_finished, open_chat
+from tests.documents import pdf
 from tests.fake_upstream import model_entry
 
 MODEL = "fake/model@openrouter"
@@ -86,9 +89,9 @@ def test_files_are_judged_by_their_bytes_not_their_name_or_type(alice_client):
     refused = _attach(alice_client, chat_id, upload("archive.zip", b"PK\x03\x04\x14\x00\xff\xfe\x00\x00"))
     assert refused.status_code == 400
     assert refused.content.decode() == (
-        "archive.zip cannot be attached: only images (PNG, JPEG, GIF, WebP) and text files can."
+        "archive.zip cannot be attached: only images (PNG, JPEG, GIF, WebP), PDFs and text files can."
     )
-    too_big = _attach(alice_client, chat_id, upload("huge.png", PNG + b"\0" * MAX_IMAGE_BYTES))
+    too_big = _attach(alice_client, chat_id, upload("huge.png", PNG + b"\0" * MAX_UPLOAD_BYTES))
     assert too_big.status_code == 400 and "huge.png is too large" in too_big.content.decode()
     long_text = _attach(alice_client, chat_id, upload("log.txt", b"x" * (MAX_TEXT_BYTES + 1)))
     assert long_text.status_code == 400 and "text files: at most 512 KB" in long_text.content.decode()
@@ -117,6 +120,36 @@ def test_another_users_chat_and_files_are_not_found(client, alice, bob):
 
 
 @pytest.mark.django_db
+def test_files_attached_and_not_sent_yet_stay_in_the_composer_until_taken_off(client, alice, bob):
+    client.force_login(alice)
+    chat_id = uuid.uuid4()
+    _attach(client, chat_id, upload("cat.png", PNG), upload("notes.md", b"# Notes"))
+    cat, notes = Attachment.objects.order_by("name")
+    composer = re.compile(r'<ul id="composer-files"[^>]*>(.*?)</ul>', re.S)
+
+    def drawn() -> str:
+        return composer.search(client.get(f"/c/{chat_id}/").content.decode())[1]
+
+    # The page drawn again (a reload, another device) shows them as they were attached, ready to send.
+    assert re.findall(r'name="attachment" value="([^"]+)"', drawn()) == [str(cat.id), str(notes.id)]
+    assert "Remove notes.md" in drawn()
+
+    client.force_login(bob)
+    assert client.delete(f"/c/{chat_id}/attachments/{notes.id}/").status_code == 404
+    client.force_login(alice)
+    assert client.delete(f"/c/{chat_id}/attachments/{notes.id}/").status_code == 204
+    assert "notes.md" not in drawn() and "cat.png" in drawn()
+    assert client.get(f"/c/{chat_id}/attachments/{notes.id}/").status_code == 404
+
+    # Once sent, a file is the question's: it leaves the composer and cannot be taken off.
+    question, _answer = Conversation.objects.get(id=chat_id).add_exchange("Look", None, MODEL, [cat.described])
+    Attachment.objects.filter(pk=cat.pk).update(message=question)
+    assert "cat.png" not in drawn()
+    assert client.delete(f"/c/{chat_id}/attachments/{cat.id}/").status_code == 404
+    assert Attachment.objects.filter(pk=cat.pk).exists()
+
+
+@pytest.mark.django_db
 def test_files_attached_and_never_sent_are_dropped_after_a_day(alice_client, alice):
     chat = Conversation.objects.create(owner=alice, model=MODEL)
     _attach(alice_client, chat.id, upload("kept.png", PNG), upload("dropped.png", PNG))
@@ -129,7 +162,7 @@ def test_files_attached_and_never_sent_are_dropped_after_a_day(alice_client, ali
 
 
 def test_the_context_window_counts_files():
-    """An image costs about what the providers count for one; a text file its length."""
+    """An image costs about what the providers count for one; a text file its length; a PDF its text's."""
     image = {"id": "x", "name": "a.png", "type": "image/png", "size": 9}
     question = Message(role="user", content="", attachments=[image])
     long_file = {"id": "y", "name": "a.txt", "type": "text/plain", "size": 35000}
@@ -138,6 +171,10 @@ def test_the_context_window_counts_files():
     # 10,000 tokens of text, then an image, then the question: the text goes, the image stays.
     cut = fit_to_context([text, answer, question], "", context_length=TOKENS_PER_IMAGE + 3000, max_tokens=1000)
     assert cut == 2
+    # A PDF of 9 MB with little text in it costs little.
+    document = {"id": "z", "name": "a.pdf", "type": "application/pdf", "size": 9_000_000, "read": 350}
+    small = Message(role="user", content="", attachments=[document])
+    assert fit_to_context([small, answer, question], "", TOKENS_PER_IMAGE + 3000, 1000) == 0
 
 
 # Sending -------------------------------------------------------------------------
@@ -208,6 +245,35 @@ async def test_text_files_alone_are_read_by_the_model_as_the_question(alice, ope
         '<file name="notes.md">\n# Notes\nÆble\n</file>\n\n<file name="a&quot;b.py">\nprint(1)\n\n</file>'
     )
     await socket.close()
+
+
+@over_the_socket
+async def test_a_pdf_is_read_by_any_model_as_its_text_and_downloaded_as_it_was(alice, bob, openrouter, async_client):
+    openrouter.models = [model_entry("fake/model", "Fake", input_modalities=("text",))]  # sees no pictures
+    chat_id, document = uuid.uuid4(), pdf("Invoice 42", "Total: 99 EUR")
+    [pdf_id] = await _upload_as(alice, async_client, chat_id, upload("invoice.pdf", document, "application/pdf"))
+    socket, _connected = await open_chat(alice, chat_id)
+    await socket.send(action="send", message="What is the total?", model=MODEL, attachment=pdf_id)
+    answer = await _answered(socket)
+    assert answer.status == "done"
+    assert openrouter.chat_requests[0].json["messages"][-1]["content"] == (
+        '<file name="invoice.pdf">\n<page number="1">\nInvoice 42\n</page>\n<page number="2">\nTotal: 99 EUR\n'
+        "</page>\n</file>\n\nWhat is the total?"
+    )
+    assert f'href="/c/{chat_id}/attachments/{pdf_id}/"' in socket.shown[answer.parent_id].html
+    await socket.close()
+
+    served = await async_client.get(f"/c/{chat_id}/attachments/{pdf_id}/")
+    assert served.content == document and served["Content-Type"] == "application/pdf"
+    assert served["Content-Disposition"] == 'attachment; filename="invoice.pdf"'  # not opened in the browser's viewer
+
+    # Exported as the PDF it was; imported elsewhere, it is read again.
+    exported = (await async_client.get(f"/c/{chat_id}/export.json")).json()
+    await async_client.aforce_login(bob)
+    imported = await async_client.post("/c/import/", {"file": upload("chat.json", json.dumps(exported).encode())})
+    assert imported.status_code == 302
+    copy = await Attachment.objects.aget(conversation__owner=bob)
+    assert bytes(copy.data) == document and "Total: 99 EUR" in copy.text
 
 
 @over_the_socket
@@ -288,6 +354,18 @@ async def test_without_javascript_the_form_posts_its_files_with_the_message(alic
     assert "a.zip cannot be attached" in page
     assert await Message.objects.filter(conversation_id=chat_id).acount() == 2
 
+    # Files attached with JavaScript before (the page draws them, each with its id) go with the form too.
+    notes_id = (await _upload_as(alice, async_client, chat_id, upload("notes.md", b"# Notes")))[-1]  # the newest
+    drawn = (await async_client.get(f"/c/{chat_id}/")).content.decode()
+    assert f'name="attachment" value="{notes_id}"' in drawn
+    await async_client.post(
+        f"/c/{chat_id}/send/", {"message": "", "model": MODEL, "attachment": notes_id, "file": upload("b.txt", b"B")}
+    )
+    await generations_finished()
+    assert openrouter.chat_requests[-1].json["messages"][-1]["content"] == (
+        '<file name="notes.md">\n# Notes\n</file>\n\n<file name="b.txt">\nB\n</file>'
+    )
+
 
 @over_the_socket
 async def test_a_chat_begun_with_files_alone_is_titled_by_their_names(alice, openrouter, async_client):
@@ -364,7 +442,7 @@ def test_a_file_in_an_import_is_checked_as_an_upload_is(alice_client):
     }  # fmt: skip
     response = alice_client.post("/c/import/", {"file": upload("bad.json", json.dumps(document).encode())})
     assert response.status_code == 400
-    assert "tool.exe cannot be attached: only images (PNG, JPEG, GIF, WebP) and text files can." in (
+    assert "tool.exe cannot be attached: only images (PNG, JPEG, GIF, WebP), PDFs and text files can." in (
         response.content.decode()
     )
     document["messages"][0]["attachments"] = [{"name": "x.png", "data": "not base64!"}]

@@ -30,6 +30,8 @@ if not CHROMIUM.exists():
 
 from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
 
+THOUGHT = re.compile(r"Thought for (\d+ s|less than a second)")  # a reasoning block folded
+
 
 @pytest.fixture(scope="module")
 def upstream_server():
@@ -109,7 +111,7 @@ def test_send_and_watch_reasoning_then_text_stream(page, upstream_server):
     expect(answer.locator('[data-part="content"]')).to_contain_text("word10")
     expect(answer).to_have_attribute("data-status", "done", timeout=15000)
     expect(answer.locator('[data-part="content"]')).to_have_text(words)
-    expect(answer.locator("summary")).to_have_text(re.compile(r"Thought for \d+ s"))
+    expect(answer.locator("summary")).to_have_text(THOUGHT)
     assert page.get_by_role("textbox", name="Message").input_value() == ""
     assert re.search(r"/c/[0-9a-f-]{36}/$", page.url)
 
@@ -218,7 +220,7 @@ def test_the_reasoning_folds_when_the_answer_starts(page, upstream_server, reloa
         page.reload()
     reasoning = answer.locator("details.reasoning")
     expect(reasoning).to_have_attribute("open", "")
-    expect(answer.locator("summary")).to_have_text(re.compile(r"Thought for \d+ s"), timeout=15000)
+    expect(answer.locator("summary")).to_have_text(THOUGHT, timeout=15000)
     assert reasoning.evaluate("details => details.open") is False
     expect(answer).to_have_attribute("data-status", "streaming")  # folded as the answer starts, not at its end
 
@@ -232,7 +234,7 @@ def test_text_before_a_lone_closing_think_tag_moves_into_the_folded_reasoning(pa
     answer = _last_answer(page)
     content = answer.locator('[data-part="content"]')
     expect(content).to_contain_text("Weighing the options")  # no tag yet: it shows as the answer
-    expect(answer.locator("summary")).to_have_text(re.compile(r"Thought for \d+ s"), timeout=15000)
+    expect(answer.locator("summary")).to_have_text(THOUGHT, timeout=15000)
     expect(answer.locator('[data-part="reasoning"]')).to_have_text(reasoning)
     expect(content).not_to_contain_text("Weighing")
     assert answer.locator("details.reasoning").evaluate("details => details.open") is False
@@ -777,11 +779,19 @@ def test_files_attached_chosen_or_pasted_go_with_the_message_and_show_on_it(page
         {"name": "tool.exe", "mimeType": "application/octet-stream", "buffer": b"MZ\x90\x00\xff\xfe"}
     )
     expect(page.locator("#chat-notice")).to_have_text(
-        "tool.exe cannot be attached: only images (PNG, JPEG, GIF, WebP) and text files can."
+        "tool.exe cannot be attached: only images (PNG, JPEG, GIF, WebP), PDFs and text files can."
     )
     expect(chips).to_have_count(2)
     page.get_by_role("button", name="Remove notes.md").click()
     expect(chips).to_have_text(["cat.png"])
+    # The first file made the new chat: its address is the chat's, and a reload keeps what was attached and
+    # written (the file taken off stays off).
+    expect(page).to_have_url(re.compile(r"/c/[0-9a-f-]{36}/$"))
+    page.get_by_role("textbox", name="Message").fill("What is")
+    page.wait_for_load_state("networkidle")  # the removal reached the server
+    page.reload()
+    expect(chips).to_have_text(["cat.png"])
+    expect(page.get_by_role("textbox", name="Message")).to_have_value("What is")
     hint = page.locator("#attach-hint")
     expect(hint).to_be_hidden()
     page.get_by_label("Model", exact=True).select_option("fake/small@openrouter")  # its catalogue: text only

@@ -30,12 +30,28 @@
         // The server's escaped HTML (_attachment_chips.html): the chips, before the pending one.
         pending.insertAdjacentHTML("beforebegin", text);
         say("");
+        adoptAddress(input);
       });
     }).catch(function (error) {
       say(error.message || gettext("The file could not be attached. Try again."));
     }).finally(function () {
       pending.remove();
     });
+  }
+
+  // A new chat's first file created the chat (as its settings do): the
+  // address becomes the chat's, so a reload shows it with its files and the
+  // text written so far (chat.js keeps it under the chat's address now).
+  function adoptAddress(input) {
+    var list = document.getElementById("messages");
+    if (!list || list.dataset.conversationUrl) { return; }
+    var draft = window.localStorage.getItem("draft:new");
+    list.dataset.conversationUrl = input.dataset.conversationUrl;
+    window.history.replaceState(null, "", input.dataset.conversationUrl);
+    if (draft) {
+      window.localStorage.setItem("draft:" + input.dataset.conversationUrl, draft);
+      window.localStorage.removeItem("draft:new");
+    }
   }
 
   document.addEventListener("DOMContentLoaded", function () {
@@ -80,7 +96,14 @@
   document.addEventListener("click", function (event) {
     var remove = event.target.closest && event.target.closest("[data-attachment-remove]");
     if (!remove) { return; }
-    remove.closest(".attachment-chip").remove();
+    var chip = remove.closest(".attachment-chip");
+    var input = picker();
+    // Dropped on the server too: a reload must not bring it back.
+    fetch(chip.querySelector("[data-attachment-url]").dataset.attachmentUrl, {
+      method: "DELETE", credentials: "same-origin",
+      headers: { "X-CSRFToken": input.form.querySelector("[name=csrfmiddlewaretoken]").value },
+    });
+    chip.remove();
     document.getElementById("composer-input").focus();
   });
 
@@ -98,7 +121,9 @@
     if (event.target.id === "model-select") { checkModel(); }
   });
   document.addEventListener("DOMContentLoaded", function () {
-    if (chips()) { new MutationObserver(checkModel).observe(chips(), { childList: true, subtree: true, attributes: true }); }
+    if (!chips()) { return; }
+    new MutationObserver(checkModel).observe(chips(), { childList: true, subtree: true, attributes: true });
+    checkModel();  // files the page drew: attached before a reload
   });
   document.addEventListener("htmx:oobAfterSwap", checkModel);  // the chat's settings changed its model
 
