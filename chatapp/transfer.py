@@ -29,7 +29,7 @@ import base64
 import json
 import math
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -700,7 +700,10 @@ def _nextchat_model(config: _Fields) -> str:
 def _read_nextchat_message(fields: _Fields, index: int, parent: str | None) -> ImportedMessage:
     role = fields.choice("role", ROLES)
     content = fields.data.get("content")
-    if isinstance(content, list):  # multimodal: the text parts; images are not kept
+    files = []
+    if isinstance(content, list):  # multimodal: text parts, and a question's pictures
+        if role == Message.Role.USER:
+            files = _nextchat_pictures(content, fields)
         content = "\n\n".join(_text_part(part, fields) for part in content if _text_part(part, fields))
     elif content is not None and not isinstance(content, str):
         raise fields.problem("content", _("expected text or a list of parts."))
@@ -715,7 +718,39 @@ def _read_nextchat_message(fields: _Fields, index: int, parent: str | None) -> I
         "error_code": {Message.Status.ERROR: "upstream", Message.Status.INTERRUPTED: "interrupted"}.get(status, ""),
         "model": (_lenient(lambda: fields.text("model", 200)) or "") if role == "assistant" else "",
     }
-    return ImportedMessage(str(index), parent, role, values)
+    return ImportedMessage(str(index), parent, role, values, files)
+
+
+_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/gif": "gif", "image/webp": "webp"}
+
+
+def _nextchat_pictures(content: list, fields: _Fields) -> list[uploads.Checked]:
+    """The pictures of a NextChat question kept in it as data URLs, each checked as an upload is.
+
+    NextChat names none; those it kept in its own cache (an address on its server) cannot be had, and are left out.
+    """
+    urls = [
+        url
+        for part in content
+        if isinstance(part, dict) and part.get("type") == "image_url" and isinstance(part.get("image_url"), dict)
+        if isinstance(url := part["image_url"].get("url"), str) and url.startswith("data:") and ";base64," in url
+    ]
+    if len(urls) > attachments.MAX_PER_MESSAGE:
+        most = {"count": attachments.MAX_PER_MESSAGE}
+        raise fields.problem("content", _("expected a list of at most %(count)d files.") % most)
+    pictures = []
+    for number, url in enumerate(urls, start=1):
+        try:
+            data = base64.b64decode(url.partition(";base64,")[2], validate=True)
+            picture = uploads.checked(f"image-{number}", data)
+            if picture.media_type not in _EXTENSIONS:
+                raise exchanges.Refused(uploads.not_a_picture(picture.name))
+        except ValueError:
+            raise fields.problem("content", _("each file needs its name and its data in base64.")) from None
+        except exchanges.Refused as refused:
+            raise fields.problem("content", str(refused.reason)) from None
+        pictures.append(replace(picture, name=f"{picture.name}.{_EXTENSIONS[picture.media_type]}"))
+    return pictures
 
 
 def _text_part(part: Any, fields: _Fields) -> str:

@@ -1,5 +1,6 @@
 """Export and import of conversations (issue: Conversations and usage)."""
 
+import base64
 import gc
 import json
 import sys
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 
 from chatapp.models import Conversation, Message
 from chatapp.transfer import FORMAT, MAX_IMPORT_BYTES
+from tests.test_attachments import PNG
 
 pytestmark = pytest.mark.django_db
 
@@ -226,7 +228,11 @@ NEXTCHAT_SESSION = {
         {"id": "m3", "date": "2024/5/1 10:00:05", "role": "assistant", "content": "Lisbon.", "model": "gpt-4o-mini"},
         {
             "id": "m4", "date": "", "role": "user",
-            "content": [{"type": "text", "text": "And this place?"}, {"type": "image_url", "image_url": {"url": "x"}}],
+            "content": [
+                {"type": "text", "text": "And this place?"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64," + base64.b64encode(PNG).decode()}},
+                {"type": "image_url", "image_url": {"url": "/api/cache/1714550404.png"}},  # in NextChat's cache
+            ],
         },
         {"id": "m5", "date": "", "role": "assistant", "content": "Too busy.", "isError": True},
     ],
@@ -250,6 +256,23 @@ def test_a_nextchat_session_imports(alice_client, alice):
         ("user", "And this place?", "done"), ("assistant", "Too busy.", "error"),
     ]  # fmt: skip
     assert conversation.branch()[1].model == "gpt-4o-mini"
+    # The picture kept in the question goes with it, as if attached here; the one NextChat cached cannot.
+    [picture] = conversation.branch()[2].attachments
+    assert (picture["name"], picture["type"]) == ("image-1.png", "image/png")
+    assert alice_client.get(f"/c/{conversation.id}/attachments/{picture['id']}/").content == PNG
+
+
+def test_a_nextchat_picture_that_is_not_one_is_refused(alice_client):
+    session = json.loads(json.dumps(NEXTCHAT_SESSION))
+    picture = session["messages"][3]["content"][1]["image_url"]
+    for data, reason in (
+        (b"MZ\x90\x00\xff\xfe", "image-1 cannot be attached: only images (PNG, JPEG, GIF, WebP), PDFs and text"),
+        (b"Hello", "image-1 cannot be read as a picture."),
+    ):
+        picture["url"] = "data:image/png;base64," + base64.b64encode(data).decode()
+        response = _upload(alice_client, json.dumps(session))
+        assert response.status_code == 400 and reason in response.content.decode()
+    assert not Conversation.objects.exists()
 
 
 def test_a_nextchat_backup_imports_every_session_with_messages(alice_client):
