@@ -326,3 +326,12 @@ def test_the_picker_speaks_the_readers_language_and_escapes_model_names():
         "&lt;b&gt;A&amp;B&lt;/b&gt; · 131K kontekst · $0,15 / $0,6 pr. million tokens</option>"
     ) in html
     assert '<option value="b@openrouter" selected title="b">Model B</option>' in html
+
+
+@pytest.mark.parametrize(
+    "seconds, shown",
+    [(None, "Reasoning"), (0.2, "Thought for less than a second"), (0.5, "Thought for 1 s"), (12.4, "Thought for 12 s")],
+)
+def test_the_reasoning_block_says_how_long_the_model_thought(seconds, shown):
+    html = render_to_string("chatapp/_reasoning_summary.html", {"message_id": 1, "reasoning_seconds": seconds})
+    assert re.fullmatch(r"<summary[^>]*>(.*)</summary>", html.strip())[1] == shown
