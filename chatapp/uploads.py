@@ -16,6 +16,7 @@ Anything else is refused with a reason that names the file (exchanges.Refused).
 
 import io
 import logging
+import unicodedata
 import warnings
 from dataclasses import dataclass
 
@@ -104,8 +105,10 @@ def not_a_picture(name: str) -> "exchanges.Refused":
 
 
 def last_part(name: str | None) -> str:
-    """A file name without the folders a browser or an export may give it, at most 255 characters."""
-    return (name or "").replace("\\", "/").rpartition("/")[2][:255] or "file"
+    """A file name without the folders a browser or an export may give it, or control characters (a NUL, which
+    PostgreSQL cannot keep; a new line), at most 255 characters."""
+    name = "".join(character for character in name or "" if unicodedata.category(character) != "Cc")
+    return name.replace("\\", "/").rpartition("/")[2][:255] or "file"
 
 
 def _pdf_text(name: str, data: bytes) -> str:
@@ -117,7 +120,7 @@ def _pdf_text(name: str, data: bytes) -> str:
         if reader.is_encrypted and not reader.decrypt(""):
             raise exchanges.Refused(_("%(name)s is protected by a password.") % {"name": name})
         for number, page in enumerate(reader.pages, start=1):
-            text = (page.extract_text() or "").strip()
+            text = _storable((page.extract_text() or "").strip())
             size += len(text.encode())
             if size > MAX_TEXT_BYTES:
                 raise exchanges.Refused(
@@ -134,6 +137,12 @@ def _pdf_text(name: str, data: bytes) -> str:
             _("%(name)s has no text to read (a scan?). Attach its pages as pictures instead.") % {"name": name}
         )
     return "\n".join(pages)
+
+
+def _storable(text: str) -> str:
+    """`text` as any database keeps it and any API takes it: without NUL characters or lone surrogates, which a
+    PDF's fonts can map characters to."""
+    return text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
 
 
 def _fitted(name: str, media_type: str, data: bytes) -> bytes:

@@ -102,6 +102,14 @@ def test_files_are_judged_by_their_bytes_not_their_name_or_type(alice_client):
 
 
 @pytest.mark.django_db
+def test_a_pdf_whose_fonts_give_nul_characters_is_kept_without_them(alice_client):
+    """PostgreSQL refuses a NUL in text: a PDF's odd font mapping must not make the upload fail."""
+    response = _attach(alice_client, uuid.uuid4(), upload("odd.pdf", pdf("Total:\x00 99")))
+    assert response.status_code == 200
+    assert Attachment.objects.get().text == '<page number="1">\nTotal: 99\n</page>'
+
+
+@pytest.mark.django_db
 def test_another_users_chat_and_files_are_not_found(client, alice, bob):
     client.force_login(alice)
     chat_id = uuid.uuid4()

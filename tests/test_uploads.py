@@ -32,7 +32,7 @@ def encrypted(data: bytes, user_password: str, owner_password: str) -> bytes:
 
 def test_a_pdf_is_kept_as_it_is_and_read_as_its_text_page_by_page():
     document = pdf("Invoice 42\nDue (soon)", "", "Total: 99 EUR")
-    kept = uploads.checked("C:\\Users\\bo\\invoice.pdf", document)
+    kept = uploads.checked("C:\\Users\\bo\\in\x00voice\n.pdf", document)
     assert (kept.name, kept.media_type, kept.data) == ("invoice.pdf", "application/pdf", document)
     # Numbered as the reader's viewer numbers them, so the model can cite them; the blank page says nothing.
     assert kept.text == '<page number="1">\nInvoice 42\nDue (soon)\n</page>\n<page number="3">\nTotal: 99 EUR\n</page>'
