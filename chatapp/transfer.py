@@ -744,7 +744,7 @@ def _nextchat_pictures(content: list, fields: _Fields) -> list[uploads.Checked]:
             data = base64.b64decode(url.partition(";base64,")[2], validate=True)
             picture = uploads.checked(f"image-{number}", data)
             if picture.media_type not in _EXTENSIONS:
-                raise exchanges.Refused(uploads.not_a_picture(picture.name))
+                raise uploads.not_a_picture(picture.name)
         except ValueError:
             raise fields.problem("content", _("each file needs its name and its data in base64.")) from None
         except exchanges.Refused as refused:

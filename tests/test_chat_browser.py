@@ -782,13 +782,14 @@ def test_files_attached_chosen_or_pasted_go_with_the_message_and_show_on_it(page
         "tool.exe cannot be attached: only images (PNG, JPEG, GIF, WebP), PDFs and text files can."
     )
     expect(chips).to_have_count(2)
-    page.get_by_role("button", name="Remove notes.md").click()
+    with page.expect_response(lambda response: response.request.method == "DELETE") as removed:
+        page.get_by_role("button", name="Remove notes.md").click()
+    assert removed.value.status == 204  # dropped on the server too
     expect(chips).to_have_text(["cat.png"])
     # The first file made the new chat: its address is the chat's, and a reload keeps what was attached and
     # written (the file taken off stays off).
     expect(page).to_have_url(re.compile(r"/c/[0-9a-f-]{36}/$"))
     page.get_by_role("textbox", name="Message").fill("What is")
-    page.wait_for_load_state("networkidle")  # the removal reached the server
     page.reload()
     expect(chips).to_have_text(["cat.png"])
     expect(page.get_by_role("textbox", name="Message")).to_have_value("What is")
