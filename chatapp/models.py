@@ -10,6 +10,8 @@ from django.utils.functional import cached_property
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from providers.completion import is_image
+
 
 # What went wrong, in the reader's language; the upstream's own message is
 # shown beside it as it came.
@@ -414,10 +416,6 @@ class Message(models.Model):
         if not self.completion_tokens or generating <= 0:
             return None
         return self.completion_tokens / generating
-
-
-def is_image(media_type: str) -> bool:
-    return media_type.startswith("image/")
 
 
 class Attachment(models.Model):

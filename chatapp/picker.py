@@ -56,7 +56,7 @@ def picker_groups(providers: list[str], table: ModelTable | None = None) -> list
                 context_length=entry.context_length,
                 prompt_price=_per_million(entry.prompt_price),
                 completion_price=_per_million(entry.completion_price),
-                text_only=bool(entry.input_modalities) and "image" not in entry.input_modalities,
+                text_only=entry.text_only,
             )
             for entry in table.available(provider.slug)
         ]

@@ -553,22 +553,31 @@ def _read_files(fields: _Fields) -> list[uploads.Checked]:
     """A question's files, each checked as an upload is (uploads.checked)."""
     items = fields.data.get("attachments") or []
     if not isinstance(items, list) or len(items) > attachments.MAX_PER_MESSAGE:
-        most = {"count": attachments.MAX_PER_MESSAGE}
-        raise fields.problem("attachments", _("expected a list of at most %(count)d files.") % most)
+        raise _too_many_files(fields, "attachments")
     files = []
     for item in items:
-        data = item.get("data") if isinstance(item, dict) else None
-        try:
-            content = base64.b64decode(data, validate=True) if isinstance(data, str) else None
-        except ValueError:
-            content = None
-        if content is None:
-            raise fields.problem("attachments", _("each file needs its name and its data in base64."))
-        try:
-            files.append(uploads.checked(str(item.get("name") or ""), content))
-        except exchanges.Refused as refused:
-            raise fields.problem("attachments", str(refused.reason)) from None
+        item = item if isinstance(item, dict) else {}
+        files.append(_checked_file(fields, "attachments", str(item.get("name") or ""), item.get("data")))
     return files
+
+
+def _too_many_files(fields: _Fields, key: str) -> ImportProblem:
+    most = {"count": attachments.MAX_PER_MESSAGE}
+    return fields.problem(key, _("expected a list of at most %(count)d files.") % most)
+
+
+def _checked_file(fields: _Fields, key: str, name: str, encoded: Any) -> uploads.Checked:
+    """A file of an import, from its base64, checked as an upload is; else the problem, named by `key`."""
+    try:
+        data = base64.b64decode(encoded, validate=True) if isinstance(encoded, str) else None
+    except ValueError:
+        data = None
+    if data is None:
+        raise fields.problem(key, _("each file needs its name and its data in base64."))
+    try:
+        return uploads.checked(name, data)
+    except exchanges.Refused as refused:
+        raise fields.problem(key, str(refused.reason)) from None
 
 
 def _assemble(settings: dict, messages: list[ImportedMessage], leaf: str | None) -> ImportedConversation:
@@ -736,19 +745,12 @@ def _nextchat_pictures(content: list, fields: _Fields) -> list[uploads.Checked]:
         if isinstance(url := part["image_url"].get("url"), str) and url.startswith("data:") and ";base64," in url
     ]
     if len(urls) > attachments.MAX_PER_MESSAGE:
-        most = {"count": attachments.MAX_PER_MESSAGE}
-        raise fields.problem("content", _("expected a list of at most %(count)d files.") % most)
+        raise _too_many_files(fields, "content")
     pictures = []
     for number, url in enumerate(urls, start=1):
-        try:
-            data = base64.b64decode(url.partition(";base64,")[2], validate=True)
-            picture = uploads.checked(f"image-{number}", data)
-            if picture.media_type not in _EXTENSIONS:
-                raise uploads.not_a_picture(picture.name)
-        except ValueError:
-            raise fields.problem("content", _("each file needs its name and its data in base64.")) from None
-        except exchanges.Refused as refused:
-            raise fields.problem("content", str(refused.reason)) from None
+        picture = _checked_file(fields, "content", f"image-{number}", url.partition(";base64,")[2])
+        if picture.media_type not in _EXTENSIONS:
+            raise fields.problem("content", str(uploads.not_a_picture(picture.name).reason))
         pictures.append(replace(picture, name=f"{picture.name}.{_EXTENSIONS[picture.media_type]}"))
     return pictures
 

@@ -6,9 +6,9 @@ the conversation's settings.
 """
 
 from chatapp import attachments
-from chatapp.models import Conversation, Message, is_image
+from chatapp.models import Conversation, Message
 from providers import events
-from providers.completion import ChatMessage, CompletionRequest
+from providers.completion import ChatMessage, CompletionRequest, is_image
 from providers.credentials import CredentialError, Endpoint, UserCredentials
 from providers.database import database_sync_to_async
 from providers.model_table import ModelTable
@@ -120,7 +120,7 @@ async def prepare_request(
     else:
         history, cut_at = history_for(conversation, answer, context_length, branch)
     files = [part for message in history for part in message.files]
-    if any(part.is_image for part in files) and not _sees_images(entry):
+    if entry is not None and entry.text_only and any(part.is_image for part in files):
         return events.StreamError(answer.model, code="no_image_input", status=400)
     await attachments.aread(files)
     if cut_at is not None:  # recorded on the answer: the page marks where the model's memory began
@@ -138,11 +138,6 @@ async def prepare_request(
         provider_routing=routing_for(conversation) if provider.slug == "openrouter" else None,
     )
     return request, endpoint
-
-
-def _sees_images(entry) -> bool:
-    """Whether the model takes images: yes unless its catalogue says otherwise (a custom model may)."""
-    return not (entry and entry.input_modalities) or "image" in entry.input_modalities
 
 
 @database_sync_to_async

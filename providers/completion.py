@@ -46,6 +46,11 @@ GENERATION_PAUSE = 0.3
 GENERATION_TIMEOUT = 5.0
 
 
+def is_image(media_type: str) -> bool:
+    """Whether a file of this type goes to the model as a picture (else as text it reads)."""
+    return media_type.startswith("image/")
+
+
 @dataclass
 class FilePart:
     """A file sent with a question: an image (PNG, JPEG, GIF, WebP), or a document the model reads as text."""
@@ -57,7 +62,7 @@ class FilePart:
 
     @property
     def is_image(self) -> bool:
-        return self.media_type.startswith("image/")
+        return is_image(self.media_type)
 
     @property
     def base64(self) -> str:

@@ -86,6 +86,11 @@ class ModelEntry:
         """The reference stored on a conversation: `name@provider`."""
         return f"{self.name}@{self.provider}"
 
+    @property
+    def text_only(self) -> bool:
+        """Whether its catalogue says it takes no images (one that says nothing, a custom model, may take them)."""
+        return bool(self.input_modalities) and "image" not in self.input_modalities
+
 
 @dataclass(frozen=True)
 class Rule:

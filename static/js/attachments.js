@@ -7,6 +7,9 @@
 
   function picker() { return document.getElementById("attach-input"); }
   function chips() { return document.getElementById("composer-files"); }
+  function csrfHeaders() {
+    return { "X-CSRFToken": picker().form.querySelector("[name=csrfmiddlewaretoken]").value };
+  }
   function say(text) {
     var notice = document.getElementById("chat-notice");
     if (notice) { notice.textContent = text; }
@@ -17,13 +20,12 @@
     if (!input || !files || !files.length) { return; }
     var body = new FormData();
     Array.prototype.forEach.call(files, function (file) { body.append("file", file, file.name); });
-    var token = input.form.querySelector("[name=csrfmiddlewaretoken]").value;
     var pending = document.createElement("li");
     pending.className = "attachment-chip pending";
     pending.textContent = gettext("Uploading…");
     chips().append(pending);
     fetch(input.dataset.attachUrl, {
-      method: "POST", body: body, credentials: "same-origin", headers: { "X-CSRFToken": token },
+      method: "POST", body: body, credentials: "same-origin", headers: csrfHeaders(),
     }).then(function (response) {
       return response.text().then(function (text) {
         if (!response.ok) { throw new Error(response.status === 400 ? text : ""); }
@@ -97,11 +99,9 @@
     var remove = event.target.closest && event.target.closest("[data-attachment-remove]");
     if (!remove) { return; }
     var chip = remove.closest(".attachment-chip");
-    var input = picker();
     // Dropped on the server too: a reload must not bring it back.
     fetch(chip.querySelector("[data-attachment-url]").dataset.attachmentUrl, {
-      method: "DELETE", credentials: "same-origin",
-      headers: { "X-CSRFToken": input.form.querySelector("[name=csrfmiddlewaretoken]").value },
+      method: "DELETE", credentials: "same-origin", headers: csrfHeaders(),
     });
     chip.remove();
     document.getElementById("composer-input").focus();
