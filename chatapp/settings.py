@@ -226,6 +226,9 @@ OPENROUTER_APP_URL = env.str("OPENROUTER_APP_URL", default="")
 OPENROUTER_APP_TITLE = env.str("OPENROUTER_APP_TITLE", default="Switchboard")
 RATE_LIMIT = env.str("RATE_LIMIT", default="120/m")
 PROXY_MAX_BODY_BYTES = env.int("PROXY_MAX_BODY_BYTES", default=20 * 1024 * 1024)
+# An import is read whole, at twice its size at its peak: a backup
+# with a few dozen pictures fits the default.
+IMPORT_MAX_BYTES = env.int("IMPORT_MAX_BYTES", default=100 * 1024 * 1024)
 UPSTREAM_CONNECT_TIMEOUT = env.float("UPSTREAM_CONNECT_TIMEOUT", default=5.0)
 UPSTREAM_READ_TIMEOUT = env.float("UPSTREAM_READ_TIMEOUT", default=300.0)
 UPSTREAM_MAX_TRIES = env.int("UPSTREAM_MAX_TRIES", default=3)

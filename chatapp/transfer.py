@@ -35,10 +35,12 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages as flash
 from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.http import content_disposition_header
@@ -55,7 +57,6 @@ from providers.registry import get_provider
 FORMAT = "switchboard.conversation"
 BACKUP_FORMAT = "switchboard.conversations"
 VERSION = 1
-MAX_IMPORT_BYTES = 5 * 1024 * 1024
 MAX_CONVERSATIONS = 1_000
 MAX_MESSAGES = 20_000  # over all conversations of one file
 MAX_DEPTH = 64  # of the JSON document; ours and NextChat's need fewer than 12
@@ -245,14 +246,22 @@ class ImportedConversation:
 
 
 def read_export(data: bytes) -> list[ImportedConversation]:
-    """The conversations of an uploaded file, checked; raises ImportProblem."""
-    if len(data) > MAX_IMPORT_BYTES:
-        raise ImportProblem(_("The file is larger than 5 MB."))
+    """The conversations of an uploaded file, checked; raises ImportProblem.
+
+    A backup can be a hundred megabytes, mostly its files in base64: each
+    copy of it is let go as soon as the next is made, so that at most two are
+    held at once (the bytes and their text, then the text and the document,
+    then the document and the files it decodes to).
+    """
+    if len(data) > settings.IMPORT_MAX_BYTES:
+        raise too_large()
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise ImportProblem(_("The file is not UTF-8 text. Choose a JSON export.")) from None
+    del data
     document = _parse_json(text)
+    del text
     if isinstance(document, dict) and document.get("format") == BACKUP_FORMAT:
         return _read_backup(document)
     if isinstance(document, dict) and "format" in document:
@@ -265,6 +274,10 @@ def read_export(data: bytes) -> list[ImportedConversation]:
     if not imported:
         raise ImportProblem(_("The file holds no conversation with messages."))
     return imported
+
+
+def too_large() -> ImportProblem:
+    return ImportProblem(_("The file is larger than %(size)s.") % {"size": filesizeformat(settings.IMPORT_MAX_BYTES)})
 
 
 def _parse_json(text: str) -> Any:
@@ -493,7 +506,7 @@ def _check_version(document: dict, format_name: str) -> None:
 
 def _read_entry(document: dict) -> ImportedConversation:
     """One conversation of our schema: its settings, messages and current leaf."""
-    settings = _read_settings(_Fields(document.get("conversation", {}), _("The conversation")))
+    chosen = _read_settings(_Fields(document.get("conversation", {}), _("The conversation")))
     rows = document.get("messages")
     if not isinstance(rows, list):
         raise ImportProblem(_("The export has no list of messages."))
@@ -503,7 +516,7 @@ def _read_entry(document: dict) -> ImportedConversation:
     leaf = document.get("current_leaf")
     if leaf is not None and not _is_id(leaf):
         raise ImportProblem(_("“current_leaf” must be the id of a message."))
-    return _assemble(settings, messages, None if leaf is None else str(leaf))
+    return _assemble(chosen, messages, None if leaf is None else str(leaf))
 
 
 def _read_settings(fields: _Fields) -> dict[str, Any]:
@@ -557,7 +570,9 @@ def _read_files(fields: _Fields) -> list[uploads.Checked]:
     files = []
     for item in items:
         item = item if isinstance(item, dict) else {}
-        files.append(_checked_file(fields, "attachments", str(item.get("name") or ""), item.get("data")))
+        # Taken out of the document: its base64 is let go once decoded.
+        encoded = item.pop("data", None)
+        files.append(_checked_file(fields, "attachments", str(item.get("name") or ""), encoded))
     return files
 
 
@@ -580,7 +595,7 @@ def _checked_file(fields: _Fields, key: str, name: str, encoded: Any) -> uploads
         raise fields.problem(key, str(refused.reason)) from None
 
 
-def _assemble(settings: dict, messages: list[ImportedMessage], leaf: str | None) -> ImportedConversation:
+def _assemble(chosen: dict, messages: list[ImportedMessage], leaf: str | None) -> ImportedConversation:
     """Parents before children; system messages folded into the system prompt."""
     by_key: dict[str, ImportedMessage] = {}
     for message in messages:
@@ -597,7 +612,7 @@ def _assemble(settings: dict, messages: list[ImportedMessage], leaf: str | None)
     ordered = _parents_first(messages, by_key)
     # A system message leaves the tree: its children hang from its parent.
     replaced: dict[str, str | None] = {}
-    system = [settings["system_prompt"]] if settings["system_prompt"] else []
+    system = [chosen["system_prompt"]] if chosen["system_prompt"] else []
     kept = []
     for message in ordered:
         message.parent = replaced.get(message.parent, message.parent)
@@ -607,12 +622,12 @@ def _assemble(settings: dict, messages: list[ImportedMessage], leaf: str | None)
                 system.append(message.fields["content"])
         else:
             kept.append(message)
-    settings["system_prompt"] = "\n\n".join(system)
+    chosen["system_prompt"] = "\n\n".join(system)
     if leaf is None and messages:
         leaf = messages[-1].key  # the newest, as far as the file tells
     if leaf is not None:
         leaf = replaced.get(leaf, leaf)
-    return ImportedConversation(settings, kept, leaf)
+    return ImportedConversation(chosen, kept, leaf)
 
 
 def _parents_first(messages: list[ImportedMessage], by_key: dict[str, ImportedMessage]) -> list[ImportedMessage]:
@@ -674,15 +689,15 @@ def _read_nextchat(session: Any, number: int) -> ImportedConversation:
     fields = _Fields(session, _("Conversation %(number)s") % {"number": number})
     mask = _Fields(fields.data.get("mask") or {}, _("Conversation %(number)s") % {"number": number})
     config = _Fields(mask.data.get("modelConfig") or {}, _("Conversation %(number)s") % {"number": number})
-    settings = _read_settings(_Fields({}, ""))
-    settings["title"] = fields.text("topic")[:200]
-    settings["model"] = _nextchat_model(config)
+    chosen = _read_settings(_Fields({}, ""))
+    chosen["title"] = fields.text("topic")[:200]
+    chosen["model"] = _nextchat_model(config)
     for name, read in (
         ("temperature", lambda: config.number("temperature", 0, 2)),
         ("top_p", lambda: config.number("top_p", 0, 1)),
         ("max_tokens", lambda: config.whole("max_tokens", 1)),
     ):
-        settings[name] = _lenient(read)
+        chosen[name] = _lenient(read)
     rows = mask.data.get("context") or []
     if not isinstance(rows, list):
         raise mask.problem("context", _("expected a list."))
@@ -696,7 +711,7 @@ def _read_nextchat(session: Any, number: int) -> ImportedConversation:
     for index, row in enumerate(rows, start=1):
         where = _("Conversation %(conversation)s, message %(message)s") % {"conversation": number, "message": index}
         chain.append(_read_nextchat_message(_Fields(row, where), index, chain[-1].key if chain else None))
-    return _assemble(settings, chain, None)
+    return _assemble(chosen, chain, None)
 
 
 def _nextchat_model(config: _Fields) -> str:
@@ -839,11 +854,14 @@ def _update_rows(rows: list[Message], names: list[str]) -> None:
 class ImportForm(forms.Form):
     file = forms.FileField(
         label=gettext_lazy("Export file"),
-        help_text=gettext_lazy(
-            "A JSON export from Switchboard or NextChat (one chat, or all of them); at most 5 MB."
-        ),
         widget=forms.ClearableFileInput(attrs={"accept": ".json,application/json"}),
     )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["file"].help_text = _(
+            "A JSON export from Switchboard or NextChat (one chat, or all of them); at most %(size)s."
+        ) % {"size": filesizeformat(settings.IMPORT_MAX_BYTES)}
 
 
 @require_http_methods(["GET", "POST"])
@@ -852,8 +870,8 @@ def import_conversations(request: HttpRequest) -> HttpResponse:
     if form.is_bound and form.is_valid():
         upload = form.cleaned_data["file"]
         try:
-            if upload.size > MAX_IMPORT_BYTES:
-                raise ImportProblem(_("The file is larger than 5 MB."))
+            if upload.size > settings.IMPORT_MAX_BYTES:  # not even read
+                raise too_large()
             conversations = save_imports(request.user, read_export(upload.read()))
         except ImportProblem as problem:
             form.add_error("file", problem.message)

@@ -14,6 +14,7 @@ import zlib
 from datetime import timedelta
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
@@ -22,7 +23,7 @@ from chatapp.uploads import MAX_TEXT_BYTES, MAX_UPLOAD_BYTES
 from chatapp.models import Attachment, Conversation, Message
 from chatapp.upstream import TOKENS_PER_IMAGE, fit_to_context
 from tests.chat_client import generations_finished, open_chat
-from tests.documents import pdf
+from tests.documents import pdf, picture
 from tests.fake_upstream import model_entry
 
 MODEL = "fake/model@openrouter"
@@ -428,16 +429,39 @@ def test_exports_carry_the_files_and_an_import_restores_them_to_the_importer(cli
 
 @pytest.mark.django_db
 def test_the_backup_carries_the_files_too(alice_client, alice):
-    from asgiref.sync import async_to_sync
-
     chat = _chat_with_files(alice_client, alice)
-    response = alice_client.get("/c/export.json")
-
-    async def received() -> bytes:
-        return b"".join([chunk async for chunk in response.streaming_content])
-
-    backup = json.loads(async_to_sync(received)())
+    backup = json.loads(b"".join(async_to_sync(_received)(alice_client.get("/c/export.json"))))
     assert backup["conversations"][0]["messages"] == alice_client.get(f"/c/{chat.id}/export.json").json()["messages"]
+
+
+@pytest.mark.django_db
+def test_a_backup_of_chats_with_photos_imports_whole_with_every_picture_as_it_was(client, alice, bob):
+    # Three photos of 3 MB (noise compresses hardly at all): a backup of 12 MB
+    # in base64, more than twice the 5 MB that imports were once limited to.
+    client.force_login(alice)
+    photos = {f"photo-{n}.png": picture(1000 + n, 1000, "PNG", noise=True) for n in range(3)}
+    for name, data in photos.items():
+        chat = Conversation.objects.create(owner=alice, title=name, model=MODEL)
+        _attach(client, chat.id, upload(name, data))
+        files = [Attachment.objects.get(conversation=chat).described]
+        question, _ = chat.add_exchange("What is this?", None, MODEL, files)
+        Attachment.objects.filter(conversation=chat).update(message=question)
+
+    response = client.get("/c/export.json")
+    backup = b"".join(async_to_sync(_received)(response))
+    assert len(backup) > 2 * 5 * 1024 * 1024
+
+    client.force_login(bob)
+    response = client.post("/c/import/", {"file": upload("switchboard-conversations.json", backup)})
+    assert response.status_code == 302
+    for chat in Conversation.objects.filter(owner=bob):
+        [described] = chat.messages.get(role="user").attachments
+        served = client.get(f"/c/{chat.id}/attachments/{described['id']}/")
+        assert (described["name"], served.content) == (chat.title, photos[chat.title])
+
+
+async def _received(response) -> list[bytes]:
+    return [chunk async for chunk in response.streaming_content]
 
 
 @pytest.mark.django_db

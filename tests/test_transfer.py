@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chatapp.models import Conversation, Message
-from chatapp.transfer import FORMAT, MAX_IMPORT_BYTES
+from chatapp.transfer import FORMAT
 from tests.test_attachments import PNG
 
 pytestmark = pytest.mark.django_db
@@ -371,9 +371,12 @@ def test_a_bad_file_is_explained_on_the_import_page(alice_client, data, shown):
     assert not Conversation.objects.exists()
 
 
-def test_a_file_over_five_megabytes_is_refused(alice_client):
-    response = _upload(alice_client, b" " * (MAX_IMPORT_BYTES + 1))
-    assert response.status_code == 400 and "larger than 5 MB" in response.content.decode()
+def test_a_file_over_the_import_limit_is_refused_with_the_limit_named(alice_client, settings):
+    assert "at most 100.0\xa0MB." in alice_client.get(reverse("conversation_import")).content.decode()  # the default
+    settings.IMPORT_MAX_BYTES = 2048
+    assert "at most 2.0\xa0KB." in alice_client.get(reverse("conversation_import")).content.decode()
+    response = _upload(alice_client, b" " * 2049)
+    assert response.status_code == 400 and "The file is larger than 2.0\xa0KB." in response.content.decode()
 
 
 def test_text_a_database_cannot_store_is_cleaned(alice_client):
