@@ -5,7 +5,8 @@ A file is recognised by its bytes, not by the name or type the browser gave:
 - PNG, JPEG, GIF and WebP pictures, the four every vision API reads. One
   larger than models look at (over MAX_IMAGE_SIDE pixels on a side, or over
   MAX_IMAGE_BYTES) is scaled down as it is attached: what is kept is what the
-  model sees, a phone's photo included.
+  model sees, a phone's photo included. No picture is kept with the place it
+  was taken.
 - PDF documents: the model reads their text, taken out as they are attached,
   so any model reads them, not only those that see pictures. A scan with no
   text is refused, saying so.
@@ -21,7 +22,7 @@ import warnings
 from dataclasses import dataclass
 
 from django.utils.translation import gettext_lazy as _
-from PIL import Image, ImageOps
+from PIL import ExifTags, Image, ImageOps
 from pypdf import PdfReader
 
 from chatapp import exchanges
@@ -155,7 +156,7 @@ def _fitted(name: str, media_type: str, data: bytes) -> bytes:
             formats = _PILLOW_FORMATS[media_type]
             if image.format not in formats:
                 raise unreadable
-            if max(image.size) <= MAX_IMAGE_SIDE and len(data) <= MAX_IMAGE_BYTES:
+            if max(image.size) <= MAX_IMAGE_SIDE and len(data) <= MAX_IMAGE_BYTES and not _locates(image):
                 return data
             if image.format != "MPO" and getattr(image, "n_frames", 1) > 1:  # an animation: its frames would be lost
                 fitted = data if len(data) <= MAX_IMAGE_BYTES else None
@@ -170,16 +171,31 @@ def _fitted(name: str, media_type: str, data: bytes) -> bytes:
     return fitted
 
 
+def _locates(image: Image.Image) -> bool:
+    """Whether the picture records where it was taken: a phone's GPS position, in its EXIF or its XMP.
+
+    Such a picture is saved again, as a scaled one is, without it: neither the
+    provider nor whoever the chat's export goes to learns where the user was.
+    (An animation keeps its metadata: it is never saved again, lest its frames be lost.)
+    """
+    xmp = image.info.get("xmp") or image.info.get("XML:com.adobe.xmp") or b""  # bytes; a PNG's, text
+    return bool(image.getexif().get_ifd(ExifTags.IFD.GPSInfo)) or "GPS" in (xmp if isinstance(xmp, str) else str(xmp))
+
+
 def _scaled(image: Image.Image, format: str) -> bytes | None:
-    """The picture in `format`, at the largest of _SMALLER_SIDES that fits MAX_IMAGE_BYTES; None if none does."""
+    """The picture in `format`, at the largest of _SMALLER_SIDES that fits MAX_IMAGE_BYTES; None if none does.
+
+    Only its colour profile goes with it: no EXIF (a camera's serial number, where it was) and no XMP.
+    """
     image.draft(None, (MAX_IMAGE_SIDE, MAX_IMAGE_SIDE))  # a JPEG is decoded at a fraction of its size: quicker
+    colours = {"icc_profile": profile} if (profile := image.info.get("icc_profile")) else {}  # a phone's Display P3
     image = ImageOps.exif_transpose(image)  # the way up a phone recorded, as the saved copy loses it
     if image.mode in ("1", "P"):
         image = image.convert("RGBA" if format != "JPEG" else "RGB")
     for side in _SMALLER_SIDES:
         image.thumbnail((side, side), Image.Resampling.LANCZOS)
         out = io.BytesIO()
-        image.save(out, format=format, **({"quality": 90} if format in ("JPEG", "WEBP") else {}))
+        image.save(out, format=format, **colours, **({"quality": 90} if format in ("JPEG", "WEBP") else {}))
         if out.tell() <= MAX_IMAGE_BYTES:
             return out.getvalue()
     return None

@@ -5,7 +5,7 @@ import struct
 import zlib
 
 import pytest
-from PIL import Image
+from PIL import ExifTags, Image, ImageCms
 from pypdf import PdfReader, PdfWriter
 
 from chatapp import uploads
@@ -72,6 +72,43 @@ def test_a_phones_photo_is_scaled_down_to_what_models_look_at_and_stood_upright(
     kept = uploads.checked("IMG_0001.JPG", photo)
     assert kept.media_type == "image/jpeg" and Image.open(io.BytesIO(kept.data)).format == "JPEG"
     assert size_of(kept.data) == (1536, 2048) and len(kept.data) <= uploads.MAX_IMAGE_BYTES
+
+
+def located(format: str, where: str) -> bytes:
+    """A picture, on its side (EXIF orientation 6), from a named camera, that says where it was taken: in its
+    EXIF, its XMP, or both."""
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation], exif[ExifTags.Base.Make] = 6, "Phone"
+    if "exif" in where:
+        exif.get_ifd(ExifTags.IFD.GPSInfo).update({ExifTags.GPS.GPSLatitudeRef: "N", ExifTags.GPS.GPSLatitude: 55.7})
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+    xmp += b'<rdf:Description xmlns:exif="http://ns.adobe.com/exif/1.0/" exif:GPSLatitude="55,42N"/></rdf:RDF></x:xmpmeta>'
+    return picture(300, 200, format, exif=exif.tobytes(), **({"xmp": xmp} if "xmp" in where else {}))
+
+
+@pytest.mark.parametrize(
+    "format, where", [("JPEG", "exif"), ("JPEG", "xmp"), ("PNG", "exif"), ("WEBP", "exif"), ("WEBP", "exif xmp")]
+)
+def test_a_picture_that_says_where_it_was_taken_is_kept_without_saying_it(format, where):
+    photo = located(format, where)
+    assert ("GPS" in str(Image.open(io.BytesIO(photo)).info)) == ("xmp" in where)  # the place is there to find
+    kept = Image.open(io.BytesIO(uploads.checked("photo", photo).data))
+    assert kept.format == format and kept.size == (200, 300)  # stood upright, as a scaled photo is
+    assert not kept.getexif() and "xmp" not in kept.info  # no place, no camera
+
+
+def test_a_picture_that_does_not_say_where_it_was_taken_is_kept_as_it_is():
+    exif = Image.Exif()
+    exif[ExifTags.Base.Make] = "Phone"
+    photo = picture(300, 200, exif=exif.tobytes())
+    assert uploads.checked("photo.jpg", photo).data == photo
+
+
+def test_a_scaled_photo_keeps_its_colour_profile():
+    wide_gamut = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()  # any profile not sRGB's
+    kept = uploads.checked("IMG_0002.JPG", picture(4000, 3000, icc_profile=wide_gamut))
+    assert size_of(kept.data) == (2048, 1536)
+    assert Image.open(io.BytesIO(kept.data)).info["icc_profile"] == wide_gamut
 
 
 def test_a_phones_photo_with_a_second_picture_in_it_is_scaled_as_a_jpeg():
