@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from chatapp.models import Conversation, Message
+from chatapp.models import Conversation, Message, Share
 
 
 @admin.register(Conversation)
@@ -16,3 +16,15 @@ class MessageAdmin(admin.ModelAdmin):
     list_display = ("conversation", "role", "status", "model", "created_at")
     list_filter = ("role", "status")
     raw_id_fields = ("conversation", "parent")
+
+
+@admin.register(Share)
+class ShareAdmin(admin.ModelAdmin):
+    """The links users have made: an admin can take one down (delete it)."""
+
+    list_display = ("conversation", "conversation__owner", "created_at")
+    search_fields = ("conversation__title", "conversation__owner__username")
+    raw_id_fields = ("conversation", "leaf")
+
+    def has_add_permission(self, request) -> bool:
+        return False  # a link is made by the chat's owner, from the chat

@@ -165,7 +165,11 @@ def attachment(request: HttpRequest, conversation_id, attachment_id) -> HttpResp
         if not removed:
             raise Http404
         return HttpResponse(status=204)
-    attachment = files.only("name", "media_type", "data").first()
+    return served(files.only("name", "media_type", "data").first())
+
+
+def served(attachment: Attachment | None) -> HttpResponse:
+    """The file, as nothing a browser would run; None is a 404."""
     if attachment is None:
         raise Http404
     text = attachment.media_type == uploads.TEXT

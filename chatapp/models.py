@@ -1,3 +1,4 @@
+import secrets
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -401,12 +402,12 @@ class Message(models.Model):
     @property
     def attachment_links(self) -> list[dict]:
         """The question's files as its page links them: name, address, and whether it is an image."""
+        return self.files_linked(lambda file_id: reverse("chat:attachment", args=[self.conversation_id, file_id]))
+
+    def files_linked(self, url_of: Callable[[str], str]) -> list[dict]:
+        """The question's files, each with the address `url_of` its id gives."""
         return [
-            {
-                **described,
-                "url": reverse("chat:attachment", args=[self.conversation_id, described["id"]]),
-                "is_image": is_image(described["type"]),
-            }
+            {**described, "url": url_of(described["id"]), "is_image": is_image(described["type"])}
             for described in self.attachments
         ]
 
@@ -476,3 +477,32 @@ class Attachment(models.Model):
         if self.text:
             described["read"] = len(self.text.encode())
         return described
+
+
+def _share_token() -> str:
+    return secrets.token_urlsafe(16)  # 128 bits: a link is found only by being given it
+
+
+class Share(models.Model):
+    """A read-only link to a conversation, as it stood when shared: the branch up to `leaf`.
+
+    Anyone signed in to this server who has the link sees it; the owner moves
+    it on to the latest message by sharing again, or takes it down.
+    """
+
+    token = models.CharField(_("token"), max_length=32, primary_key=True, default=_share_token, editable=False)
+    conversation = models.OneToOneField(
+        Conversation, on_delete=models.CASCADE, related_name="share", verbose_name=_("conversation")
+    )
+    leaf = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="+", verbose_name=_("last message"))
+    created_at = models.DateTimeField(_("shared"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("shared link")
+        verbose_name_plural = _("shared links")
+
+    def __str__(self) -> str:
+        return str(self.conversation)
+
+    def get_absolute_url(self) -> str:
+        return reverse("shared", args=[self.token])

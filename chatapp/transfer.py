@@ -94,6 +94,17 @@ def conversation_document(conversation: Conversation) -> dict:
     return {**_header(FORMAT), **_entry(conversation, rows, files)}
 
 
+def copy_of(conversation: Conversation, path: list[Message], owner) -> Conversation:
+    """A new conversation of `owner` holding the branch `path` of `conversation` (root first) with its files,
+    under its title and model: what a reader of a shared link sees, exported and imported."""
+    files = {str(key): data for key, data in _files_of(path)}
+    entry = _entry(conversation, path, files)
+    entry["conversation"] = {"title": conversation.title, "model": conversation.model}
+    entry["current_leaf"] = len(path)
+    [copy] = save_imports(owner, [_read_entry(entry)])
+    return copy
+
+
 def _attachment_ids(rows: list[Message]) -> list[str]:
     return [described["id"] for row in rows for described in row.attachments]
 

@@ -4,7 +4,7 @@ from django.urls import include, path
 from django.views.i18n import JavaScriptCatalog
 
 from accounts.views import set_language
-from chatapp import attachments, health, views
+from chatapp import attachments, health, sharing, views
 
 chat_patterns = [
     path("", views.home, name="home"),
@@ -20,6 +20,7 @@ chat_patterns = [
     path("c/<uuid:conversation_id>/restore/", views.restore, name="restore"),
     path("c/<uuid:conversation_id>/pin/", views.pin, name="pin"),
     path("c/<uuid:conversation_id>/settings/", views.conversation_settings, name="settings"),
+    path("c/<uuid:conversation_id>/share/", sharing.share, name="share"),
     path("c/<uuid:conversation_id>/versions/<int:message_id>/", views.show_version, name="version"),
     path("c/<uuid:conversation_id>/earlier/", views.earlier_messages, name="earlier"),
     path("c/<uuid:conversation_id>/later/", views.later_messages, name="later"),

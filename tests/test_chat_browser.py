@@ -209,6 +209,31 @@ def test_an_answer_is_copied_with_its_button(page, app, upstream_server):
     assert page.evaluate("navigator.clipboard.readText()").strip() == "Copy me, all of me."
 
 
+def test_a_chat_is_shared_from_its_header_and_read_and_continued_through_the_link(page, app, upstream_server):
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=app.url)
+    upstream_server.enqueue(Stream(openai_text_stream("Shared **answer**.")))
+    _send(page, "Something to share")
+    expect(_last_answer(page)).to_have_attribute("data-status", "done", timeout=15000)
+    chat_url = page.url
+    page.get_by_text("Share", exact=True).click()
+    page.get_by_role("button", name="Create a link").click()
+    link = page.get_by_label("Link to this chat")
+    expect(link).to_have_value(re.compile(rf"^{re.escape(app.url)}/s/[\w-]+/$"))
+    page.get_by_role("button", name="Copy link").click()
+    expect(page.get_by_role("button", name="Copied")).to_be_visible()
+    shared_url = link.input_value()
+    assert page.evaluate("navigator.clipboard.readText()") == shared_url
+
+    page.goto(shared_url)
+    expect(page.locator(".message-assistant strong")).to_have_text("answer")
+    expect(page.locator(".message-user")).to_have_text("Something to share")
+    page.get_by_role("button", name="Continue in a chat of your own").click()
+    expect(page).to_have_url(re.compile(r"/c/[0-9a-f-]{36}/$"))
+    assert page.url != chat_url
+    expect(_last_answer(page).locator('[data-part="content"]')).to_have_text("Shared answer.")
+    expect(page.get_by_role("textbox", name="Message")).to_be_visible()
+
+
 @pytest.mark.parametrize("reload", [False, True])
 def test_the_reasoning_folds_when_the_answer_starts(page, upstream_server, reload):
     words = " ".join(f"a{i}" for i in range(150))

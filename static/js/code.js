@@ -1,4 +1,4 @@
-// Copy buttons: on code blocks rendered by chatapp/rendering.py, and under each finished answer.
+// Copy buttons: on code blocks rendered by chatapp/rendering.py, under each finished answer, and of a shared link.
 // One delegated listener, so buttons swapped in later by htmx work too.
 (function () {
   "use strict";
@@ -36,8 +36,11 @@
     return copyBySelection(text);
   }
 
-  // What a copy button copies: its code block's code, or a whole answer's text.
+  // What a copy button copies: its code block's code, a whole answer's text, or its own (a shared link).
   function source(button) {
+    if (button.dataset.copyText !== undefined) {
+      return button.dataset.copyText;
+    }
     if (button.dataset.copyMessage !== undefined) {
       var message = document.getElementById(button.dataset.copyMessage);
       return message && message.innerText;
@@ -48,7 +51,7 @@
   }
 
   document.addEventListener("click", function (event) {
-    var button = event.target.closest("[data-copy-code], [data-copy-message]");
+    var button = event.target.closest("[data-copy-code], [data-copy-message], [data-copy-text]");
     var text = button && source(button);
     if (!text) {
       return;

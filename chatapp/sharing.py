@@ -1,0 +1,71 @@
+"""Read-only links to a conversation (`/s/<token>/`) for the others signed in to this server.
+
+A link shows the branch as it stood when it was shared, up to Share.leaf:
+what the owner writes afterwards stays theirs until they share again, and
+other branches are never shown. The files of the messages it shows are served
+under the link, and no others. A reader may continue it as a chat of their
+own: a copy of what they see, made as an export and import would make it.
+"""
+
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods
+
+from chatapp import attachments, transfer
+from chatapp.models import Attachment, Message, Share
+from chatapp.views import _get_conversation_for_user
+
+
+@require_http_methods(["GET", "POST"])
+def share(request: HttpRequest, conversation_id) -> HttpResponse:
+    """`/c/<id>/share/`, the owner's: the link, made or moved on to the latest message (POST), or taken down
+    (POST action=unshare). HTMX gets the panel of the chat's header; a plain request, a page."""
+    conversation = _get_conversation_for_user(request, conversation_id)
+    if request.method == "POST":
+        if request.POST.get("action") == "unshare":
+            Share.objects.filter(conversation=conversation).delete()
+        elif conversation.current_leaf_id is not None:
+            leaf = {"leaf_id": conversation.current_leaf_id}
+            Share.objects.update_or_create(conversation=conversation, defaults=leaf)
+        if not request.htmx:
+            return redirect("chat:share", conversation.id)
+    shared = Share.objects.filter(conversation=conversation).first()
+    context = {
+        "conversation": conversation,
+        "shared": shared,
+        "link": request.build_absolute_uri(shared.get_absolute_url()) if shared else "",
+        "behind": shared is not None and shared.leaf_id != conversation.current_leaf_id,
+    }
+    return render(request, "chatapp/_share_panel.html" if request.htmx else "chatapp/share.html", context)
+
+
+def _shared(token: str) -> Share:
+    """The link's share, unless taken down or its chat deleted: else a 404, as for a link never made."""
+    found = Share.objects.select_related("conversation__owner", "leaf")
+    return get_object_or_404(found, token=token, conversation__deleted_at__isnull=True)
+
+
+@require_http_methods(["GET", "POST"])
+def shared(request: HttpRequest, token: str) -> HttpResponse:
+    """`/s/<token>/`: the shared branch, read only; POST continues it as a chat of the reader's own."""
+    link = _shared(token)
+    path = link.conversation.path_to(link.leaf_id)
+    if request.method == "POST":
+        return redirect(transfer.copy_of(link.conversation, path, request.user))
+    for message in path:
+        message.shared_files = message.files_linked(lambda file_id: reverse("shared_file", args=[token, file_id]))
+    context = {"share": link, "conversation": link.conversation, "shown": path}  # "messages" are the flashes
+    return render(request, "chatapp/shared.html", context)
+
+
+@require_GET
+def shared_file(request: HttpRequest, token: str, attachment_id) -> HttpResponse:
+    """A file of a message the link shows; any other file, of the chat or not, is a 404."""
+    link = _shared(token)
+    tree = list(Message.objects.filter(conversation_id=link.conversation_id).only("id", "parent_id", "attachments"))
+    path = link.conversation.path_to(link.leaf_id, tree)
+    if str(attachment_id) not in {described["id"] for message in path for described in message.attachments}:
+        raise Http404
+    found = Attachment.objects.filter(id=attachment_id, conversation_id=link.conversation_id)
+    return attachments.served(found.only("name", "media_type", "data").first())
