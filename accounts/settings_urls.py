@@ -4,6 +4,7 @@ from django.urls import path
 from django.views.generic import RedirectView
 
 from accounts import settings_views as account
+from chatapp import sharing
 from providers import settings_views as provider
 
 app_name = "settings"
@@ -18,6 +19,7 @@ urlpatterns = [
     path("tokens/new/", account.token_create, name="token_create"),
     path("tokens/<int:token_id>/revoke/", account.token_revoke, name="token_revoke"),
     path("preferences/", account.preferences, name="preferences"),
+    path("shared/", sharing.shared_links, name="shared"),
     path("models/", provider.models, name="models"),
     path("models/refresh/", provider.models_refresh, name="models_refresh"),
 ]

@@ -69,3 +69,15 @@ def shared_file(request: HttpRequest, token: str, attachment_id) -> HttpResponse
         raise Http404
     found = Attachment.objects.filter(id=attachment_id, conversation_id=link.conversation_id)
     return attachments.served(found.only("name", "media_type", "data").first())
+
+
+@require_http_methods(["GET", "POST"])
+def shared_links(request: HttpRequest) -> HttpResponse:
+    """`/settings/shared/`: every link the user has made, newest first; POST `token` takes one down."""
+    links = Share.objects.filter(conversation__owner=request.user, conversation__deleted_at__isnull=True)
+    if request.method == "POST":
+        links.filter(token=request.POST.get("token", "")).delete()
+        return redirect("settings:shared")
+    links = links.select_related("conversation").order_by("-created_at")
+    rows = [(link, request.build_absolute_uri(link.get_absolute_url())) for link in links]
+    return render(request, "settings/shared.html", {"section": "shared", "links": rows})

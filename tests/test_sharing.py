@@ -6,7 +6,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from chatapp.models import Attachment, Conversation, Message
+from chatapp.models import Attachment, Conversation, Message, Share
 from tests.test_attachments import PNG, _attach, png, upload
 
 pytestmark = pytest.mark.django_db
@@ -152,3 +152,22 @@ def test_an_admin_sees_every_link_and_can_take_one_down(chat, alice):
     response = owner.post(f"/admin/chatapp/share/{token}/delete/", {"post": "yes"})
     assert response.status_code == 302
     assert owner.get(link).status_code == 404
+
+
+def test_the_settings_list_every_link_of_ones_own_and_take_one_down(chat, alice, bob):
+    owner = _signed_in(alice)
+    assert "You have not shared a chat." in owner.get("/settings/shared/").content.decode()
+    _share(owner, chat)
+    link = _link(owner, chat)
+    bobs = Conversation.objects.create(owner=bob, title="Bob's secret", model=MODEL)
+    bobs.add_exchange("Hi", None, MODEL)
+    bobs.refresh_from_db()
+    _share(_signed_in(bob), bobs)
+
+    page = owner.get("/settings/shared/").content.decode()
+    assert "Our plan" in page and f"http://testserver{link}" in page and "Bob&#x27;s secret" not in page
+    token = link.split("/")[2]
+    assert owner.post("/settings/shared/", {"token": Share.objects.get(conversation=bobs).token}).status_code == 302
+    assert Share.objects.filter(conversation=bobs).exists()  # not hers to take down
+    assert owner.post("/settings/shared/", {"token": token})["Location"] == "/settings/shared/"
+    assert _signed_in(bob).get(link).status_code == 404
