@@ -22,7 +22,7 @@ class MessageAdmin(admin.ModelAdmin):
 class ShareAdmin(admin.ModelAdmin):
     """The links users have made: an admin can take one down (delete it)."""
 
-    list_display = ("conversation", "conversation__owner", "created_at")
+    list_display = ("conversation", "conversation__owner", "shared_at")
     search_fields = ("conversation__title", "conversation__owner__username")
     raw_id_fields = ("conversation", "leaf")
 

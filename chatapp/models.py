@@ -495,7 +495,7 @@ class Share(models.Model):
         Conversation, on_delete=models.CASCADE, related_name="share", verbose_name=_("conversation")
     )
     leaf = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="+", verbose_name=_("last message"))
-    created_at = models.DateTimeField(_("shared"), auto_now=True)
+    shared_at = models.DateTimeField(_("shared"), auto_now=True)  # moved on when shared again
 
     class Meta:
         verbose_name = _("shared link")

@@ -78,6 +78,6 @@ def shared_links(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         links.filter(token=request.POST.get("token", "")).delete()
         return redirect("settings:shared")
-    links = links.select_related("conversation").order_by("-created_at")
+    links = links.select_related("conversation").order_by("-shared_at")
     rows = [(link, request.build_absolute_uri(link.get_absolute_url())) for link in links]
     return render(request, "settings/shared.html", {"section": "shared", "links": rows})

@@ -265,7 +265,7 @@ def read_export(data: bytes) -> list[ImportedConversation]:
     then the document and the files it decodes to).
     """
     if len(data) > settings.IMPORT_MAX_BYTES:
-        raise too_large()
+        raise _too_large()
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -287,7 +287,7 @@ def read_export(data: bytes) -> list[ImportedConversation]:
     return imported
 
 
-def too_large() -> ImportProblem:
+def _too_large() -> ImportProblem:
     return ImportProblem(_("The file is larger than %(size)s.") % {"size": filesizeformat(settings.IMPORT_MAX_BYTES)})
 
 
@@ -882,7 +882,7 @@ def import_conversations(request: HttpRequest) -> HttpResponse:
         upload = form.cleaned_data["file"]
         try:
             if upload.size > settings.IMPORT_MAX_BYTES:  # not even read
-                raise too_large()
+                raise _too_large()
             conversations = save_imports(request.user, read_export(upload.read()))
         except ImportProblem as problem:
             form.add_error("file", problem.message)
