@@ -12,6 +12,7 @@ from datetime import timedelta
 
 from asgiref.sync import sync_to_async
 from django.core.files.uploadedfile import UploadedFile
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -30,6 +31,7 @@ UNSENT_DAYS = 1  # a file attached and never sent is dropped after this long (ch
 
 # Lazy: the socket refuses in the language its page is drawn in, known only when it draws the notice.
 TOO_MANY = lazy(lambda: gettext("At most %(count)d files can go with one message.") % {"count": MAX_PER_MESSAGE}, str)()
+GONE = _("An attached file is no longer there. Attach it again.")
 
 
 def read_upload(upload: UploadedFile) -> "uploads.Checked":
@@ -69,7 +71,7 @@ def ids_from(value) -> list[uuid.UUID]:
     try:
         ids = [uuid.UUID(str(v)) for v in values]
     except ValueError:
-        raise exchanges.Refused(_("An attached file is no longer there. Attach it again.")) from None
+        raise exchanges.Refused(GONE) from None
     return list(dict.fromkeys(ids))
 
 
@@ -81,15 +83,14 @@ def described_for_question(conversation: Conversation, ids: list[uuid.UUID]) -> 
         raise exchanges.Refused(TOO_MANY)
     found = {a.id: a for a in conversation.attachments.filter(id__in=ids).defer("data")}
     if len(found) != len(ids):
-        raise exchanges.Refused(_("An attached file is no longer there. Attach it again."))
+        raise exchanges.Refused(GONE)
     return [found[i].described for i in ids]
 
 
 def mark_sent(question) -> None:
     """The files are the question's now: no longer dropped as never sent."""
-    ids = [described["id"] for described in question.attachments]
-    if ids:
-        Attachment.objects.filter(id__in=ids, message=None).update(message=question)
+    if question.file_ids:
+        Attachment.objects.filter(id__in=question.file_ids, message=None).update(message=question)
 
 
 def purge_unsent(user) -> None:
@@ -165,11 +166,12 @@ def attachment(request: HttpRequest, conversation_id, attachment_id) -> HttpResp
         if not removed:
             raise Http404
         return HttpResponse(status=204)
-    return served(files.only("name", "media_type", "data").first())
+    return served(files)
 
 
-def served(attachment: Attachment | None) -> HttpResponse:
-    """The file, as nothing a browser would run; None is a 404."""
+def served(files: QuerySet[Attachment]) -> HttpResponse:
+    """The one file `files` finds, as nothing a browser would run; a 404 if none."""
+    attachment = files.only("name", "media_type", "data").first()
     if attachment is None:
         raise Http404
     text = attachment.media_type == uploads.TEXT

@@ -400,6 +400,16 @@ class Message(models.Model):
         return render_markdown(self.content)
 
     @property
+    def file_ids(self) -> list[str]:
+        """The ids of the question's files (Attachment.id, as text)."""
+        return [described["id"] for described in self.attachments]
+
+    @property
+    def file_names(self) -> str:
+        """The names of the question's files, as a list in a sentence."""
+        return ", ".join(described["name"] for described in self.attachments)
+
+    @property
     def attachment_links(self) -> list[dict]:
         """The question's files as its page links them: name, address, and whether it is an image."""
         return self.files_linked(lambda file_id: reverse("chat:attachment", args=[self.conversation_id, file_id]))

@@ -65,10 +65,9 @@ def shared_file(request: HttpRequest, token: str, attachment_id) -> HttpResponse
     link = _shared(token)
     tree = list(Message.objects.filter(conversation_id=link.conversation_id).only("id", "parent_id", "attachments"))
     path = link.conversation.path_to(link.leaf_id, tree)
-    if str(attachment_id) not in {described["id"] for message in path for described in message.attachments}:
+    if str(attachment_id) not in {file_id for message in path for file_id in message.file_ids}:
         raise Http404
-    found = Attachment.objects.filter(id=attachment_id, conversation_id=link.conversation_id)
-    return attachments.served(found.only("name", "media_type", "data").first())
+    return attachments.served(Attachment.objects.filter(id=attachment_id, conversation_id=link.conversation_id))
 
 
 @require_http_methods(["GET", "POST"])

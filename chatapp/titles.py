@@ -109,7 +109,7 @@ def _untitled(conversation_id) -> tuple[Conversation | None, list[Message]]:
 
 def _said(question: Message) -> str:
     """What a question says, for its title: its text, or the names of the files it is alone."""
-    return question.content.strip() or ", ".join(described["name"] for described in question.attachments)
+    return question.content.strip() or question.file_names
 
 
 async def _aask_title_model(conversation: Conversation, question: Message, answer: Message | None) -> str:

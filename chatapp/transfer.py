@@ -90,28 +90,27 @@ class ImportProblem(Exception):
 def conversation_document(conversation: Conversation) -> dict:
     """The whole conversation, every version and branch, with its files, in our JSON schema."""
     rows = list(conversation.messages.order_by("id"))
-    files = {str(key): data for key, data in _files_of(rows)} if _attachment_ids(rows) else {}
-    return {**_header(FORMAT), **_entry(conversation, rows, files)}
+    return {**_header(FORMAT), **_entry(conversation, rows, _files_by_id(rows))}
 
 
 def copy_of(conversation: Conversation, path: list[Message], owner) -> Conversation:
     """A new conversation of `owner` holding the branch `path` of `conversation` (root first) with its files,
     under its title and model: what a reader of a shared link sees, exported and imported."""
-    files = {str(key): data for key, data in _files_of(path)}
-    entry = _entry(conversation, path, files)
+    entry = _entry(conversation, path, _files_by_id(path))
     entry["conversation"] = {"title": conversation.title, "model": conversation.model}
     entry["current_leaf"] = len(path)
     [copy] = save_imports(owner, [_read_entry(entry)])
     return copy
 
 
-def _attachment_ids(rows: list[Message]) -> list[str]:
-    return [described["id"] for row in rows for described in row.attachments]
-
-
 def _files_of(rows: list[Message]):
-    """(id, bytes) of the files the messages `rows` were sent with: a query to iterate, sync or async."""
-    return Attachment.objects.filter(id__in=_attachment_ids(rows)).values_list("id", "data")
+    """(id, bytes) of the files the messages `rows` were sent with: a query to iterate, sync or async (none is
+    made for rows without files)."""
+    return Attachment.objects.filter(id__in=[i for row in rows for i in row.file_ids]).values_list("id", "data")
+
+
+def _files_by_id(rows: list[Message]) -> dict[str, bytes]:
+    return {str(key): data for key, data in _files_of(rows)}
 
 
 def _exported_files(row: Message, files: dict[str, bytes]) -> list[dict]:
@@ -167,8 +166,7 @@ def conversation_markdown(conversation: Conversation) -> str:
         if message.reasoning:
             lines += [f"> **{_('Reasoning')}**", ">", *_quoted(message.reasoning), ""]
         if message.attachments:
-            names = ", ".join(described["name"] for described in message.attachments)
-            lines += [f"*{_('Attached: %(names)s') % {'names': names}}*", ""]
+            lines += [f"*{_('Attached: %(names)s') % {'names': message.file_names}}*", ""]
         lines += [message.content, ""]
         if message.role == Message.Role.ASSISTANT and (footer := _footer(message)):
             lines += [f"*{footer}*", ""]
@@ -231,7 +229,7 @@ async def _backup(user) -> AsyncIterator[str]:
     separator = "\n"
     async for conversation in Conversation.objects.of(user).exclude(current_leaf=None).order_by("created_at"):
         rows = [row async for row in conversation.messages.order_by("id")]
-        files = {str(key): data async for key, data in _files_of(rows)} if _attachment_ids(rows) else {}
+        files = {str(key): data async for key, data in _files_of(rows)}
         yield separator + json.dumps(_entry(conversation, rows, files), ensure_ascii=False)
         separator = ",\n"
     yield "\n]}\n"

@@ -74,21 +74,22 @@
   });
 
   // Dropped on the composer.
+  function composerOf(event) { return event.target.closest && event.target.closest("#composer"); }
   function carriesFiles(event) {
     return event.dataTransfer && Array.prototype.indexOf.call(event.dataTransfer.types, "Files") >= 0;
   }
   document.addEventListener("dragover", function (event) {
-    var composer = event.target.closest && event.target.closest("#composer");
+    var composer = composerOf(event);
     if (!composer || !carriesFiles(event)) { return; }
     event.preventDefault();
     composer.classList.add("dragging");
   });
   document.addEventListener("dragleave", function (event) {
-    var composer = event.target.closest && event.target.closest("#composer");
+    var composer = composerOf(event);
     if (composer && !composer.contains(event.relatedTarget)) { composer.classList.remove("dragging"); }
   });
   document.addEventListener("drop", function (event) {
-    var composer = event.target.closest && event.target.closest("#composer");
+    var composer = composerOf(event);
     if (!composer || !carriesFiles(event)) { return; }
     event.preventDefault();
     composer.classList.remove("dragging");
