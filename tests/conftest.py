@@ -71,6 +71,21 @@ def _fresh_cache():
     yield
 
 
+@pytest.fixture(autouse=True)
+def _fresh_channel_layer():
+    """Every test gets a channel layer of its own.
+
+    A test that fails with a socket open leaves the layer's receive waiting
+    on that test's event loop; channels_redis's layer then refuses every
+    later test's receive (its lock is bound to the dead loop), so one failure
+    would read as many.
+    """
+    yield
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+
+
 @pytest.fixture
 def upstream():
     """A fake LLM upstream on a free loopback port (tests/fake_upstream.py), one per test."""
