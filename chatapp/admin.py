@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from chatapp.models import Conversation, Message, Share
+from chatapp.models import Conversation, Message, Preset, Share
 
 
 @admin.register(Conversation)
@@ -28,3 +28,10 @@ class ShareAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False  # a link is made by the chat's owner, from the chat
+
+
+@admin.register(Preset)
+class PresetAdmin(admin.ModelAdmin):
+    list_display = ("name", "owner", "model", "updated_at")
+    search_fields = ("name", "owner__username")
+    raw_id_fields = ("owner",)

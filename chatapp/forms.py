@@ -1,7 +1,7 @@
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from chatapp.models import Conversation
+from chatapp.models import ChatSettings, Conversation, Preset
 from chatapp.picker import picker_groups
 from providers.model_table import ModelTable
 
@@ -21,7 +21,9 @@ class RenameForm(forms.ModelForm):
         fields = ("title",)
 
 
-class ConversationSettingsForm(forms.ModelForm):
+class ChatSettingsForm(forms.ModelForm):
+    """A chat's settings, or a preset's: the model offered to this user, and the parameters."""
+
     model = forms.ChoiceField(label=_("Model"))
     temperature = forms.FloatField(label=_("Temperature"), required=False, min_value=0, max_value=2)
     top_p = forms.FloatField(label=_("Top p"), required=False, min_value=0, max_value=1)
@@ -35,19 +37,18 @@ class ConversationSettingsForm(forms.ModelForm):
     )
 
     class Meta:
-        model = Conversation
-        fields = ("model", "system_prompt", "temperature", "top_p", "max_tokens", "reasoning_effort", "allow_fallbacks")
+        fields = ChatSettings.SETTINGS
         labels = {"system_prompt": _("System prompt"), "allow_fallbacks": _("Allow other providers as fallbacks")}
         widgets = {"system_prompt": forms.Textarea(attrs={"rows": 4})}
 
     def __init__(self, *args, providers: list[str], table: ModelTable, **kwargs):
         super().__init__(*args, **kwargs)
-        self.table = table
+        self.providers, self.table = providers, table
         self.fields["model"].choices = [
             (group.provider.name, [(option.ref, option.label) for option in group.options])
             for group in picker_groups(providers, table)
         ]
-        self.fields["provider_order"].initial = ", ".join(self.instance.provider_order or [])
+        self.initial["provider_order"] = ", ".join(self.instance.provider_order or [])  # a list, edited as text
         entry = self._entry(self.instance.model)
         if entry is not None and entry.source == "catalogue" and not entry.supports_reasoning:
             # Offered only where the model can reason (or when we cannot tell).
@@ -61,6 +62,45 @@ class ConversationSettingsForm(forms.ModelForm):
         names = [name.strip() for name in self.cleaned_data["provider_order"].split(",")]
         return [name for name in names if name][:20]
 
+
+class ConversationSettingsForm(ChatSettingsForm):
+    save_as = forms.CharField(
+        label=_("Also save as a preset named"),
+        required=False,
+        max_length=100,
+        help_text=_("A preset of the same name is replaced. Presets start new chats: see Settings, Presets."),
+    )
+
+    class Meta(ChatSettingsForm.Meta):
+        model = Conversation
+
     def save(self, commit: bool = True) -> Conversation:
-        self.instance.provider_order = self.cleaned_data["provider_order"]
-        return super().save(commit)
+        conversation = super().save(commit)
+        if commit and (name := self.cleaned_data.get("save_as")):
+            preset, _created = Preset.objects.get_or_create(owner=conversation.owner, name=name)
+            preset.copy_settings_from(conversation)
+            preset.save()
+        return conversation
+
+
+class PresetForm(ChatSettingsForm):
+    class Meta(ChatSettingsForm.Meta):
+        model = Preset
+        fields = ("name", *ChatSettings.SETTINGS)
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"]
+        others = Preset.objects.filter(owner=self.instance.owner, name=name).exclude(pk=self.instance.pk)
+        if others.exists():
+            raise forms.ValidationError(_("You already have a preset named “%(name)s”."), params={"name": name})
+        return name
+
+
+class PresetChoiceForm(forms.Form):
+    """One of the user's presets, to apply to a chat."""
+
+    preset = forms.ModelChoiceField(label=_("Preset"), queryset=Preset.objects.none(), empty_label=None)
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["preset"].queryset = Preset.objects.filter(owner=user)

@@ -59,7 +59,39 @@ class ConversationQuerySet(models.QuerySet):
         )
 
 
-class Conversation(models.Model):
+class ChatSettings(models.Model):
+    """What a chat asks its model with: a conversation's own, or a preset's to start chats from."""
+
+    model = models.CharField(_("model"), max_length=200, blank=True, help_text=_("name@provider"))
+    system_prompt = models.TextField(_("system prompt"), blank=True)
+    temperature = models.FloatField(_("temperature"), null=True, blank=True)
+    top_p = models.FloatField(_("top p"), null=True, blank=True)
+    max_tokens = models.PositiveIntegerField(_("max tokens"), null=True, blank=True)
+    reasoning_effort = models.CharField(_("reasoning effort"), max_length=10, blank=True)
+    provider_order = models.JSONField(_("provider order"), default=list, blank=True)
+    allow_fallbacks = models.BooleanField(_("allow fallbacks"), default=True)
+
+    SETTINGS = (
+        "model",
+        "system_prompt",
+        "temperature",
+        "top_p",
+        "max_tokens",
+        "reasoning_effort",
+        "provider_order",
+        "allow_fallbacks",
+    )
+
+    class Meta:
+        abstract = True
+
+    def copy_settings_from(self, other: "ChatSettings") -> None:
+        """Take `other`'s settings as they are (not saved)."""
+        for name in self.SETTINGS:
+            setattr(self, name, getattr(other, name))
+
+
+class Conversation(ChatSettings):
     """A chat owned by one user, with its per-chat settings.
 
     Messages form a tree (each points at its parent) so regenerations and
@@ -71,14 +103,6 @@ class Conversation(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations", verbose_name=_("owner")
     )
     title = models.CharField(_("title"), max_length=200, blank=True)
-    model = models.CharField(_("model"), max_length=200, blank=True, help_text=_("name@provider"))
-    system_prompt = models.TextField(_("system prompt"), blank=True)
-    temperature = models.FloatField(_("temperature"), null=True, blank=True)
-    top_p = models.FloatField(_("top p"), null=True, blank=True)
-    max_tokens = models.PositiveIntegerField(_("max tokens"), null=True, blank=True)
-    reasoning_effort = models.CharField(_("reasoning effort"), max_length=10, blank=True)
-    provider_order = models.JSONField(_("provider order"), default=list, blank=True)
-    allow_fallbacks = models.BooleanField(_("allow fallbacks"), default=True)
     pinned = models.BooleanField(_("pinned"), default=False)
     # Deleted conversations linger briefly so "Undo" can bring them back.
     deleted_at = models.DateTimeField(_("deleted"), null=True, blank=True)
@@ -516,3 +540,23 @@ class Share(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("shared", args=[self.token])
+
+
+class Preset(ChatSettings):
+    """A user's named settings (model, system prompt, parameters) to start a chat from, or apply to one."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="presets", verbose_name=_("owner")
+    )
+    name = models.CharField(_("name"), max_length=100)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("preset")
+        verbose_name_plural = _("presets")
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["owner", "name"], name="preset_name_per_owner")]
+
+    def __str__(self) -> str:
+        return self.name

@@ -6,17 +6,18 @@ from asgiref.sync import sync_to_async
 from django.contrib import messages
 from django.core.cache import cache
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRefresh
 
 from chatapp import attachments, exchanges
-from chatapp.forms import ConversationSettingsForm, RenameForm
+from chatapp.forms import ConversationSettingsForm, PresetChoiceForm, RenameForm
 from chatapp.generation import Generation, interrupt_orphans, request_stop
-from chatapp.models import BranchWindow, Conversation, Message
+from chatapp.models import BranchWindow, Conversation, Message, Preset
 from chatapp.picker import default_model_ref, picker_context
 from providers.credentials import reachable_providers
 from providers.model_table import ModelTable
@@ -72,6 +73,8 @@ def _render_chat(request: HttpRequest, conversation: Conversation | None) -> Htt
         **picker_context(providers, selected, table),
         # Without JavaScript the page refreshes itself while an answer streams.
         "streaming": any(m.status == Message.Status.STREAMING for m in branch),
+        # A chat with no message yet may start from one (read only then: the page of a long chat pays nothing).
+        "presets": Preset.objects.filter(owner=request.user),
     }
     return render(request, "chatapp/chat.html", context)
 
@@ -313,16 +316,32 @@ def _redrawn(request: HttpRequest, chat: Conversation) -> HttpResponse:
 
 
 def conversation_settings(request: HttpRequest, conversation_id) -> HttpResponse:
-    """A chat's settings; a new chat's too, before its first message (saving them creates the chat)."""
+    """A chat's settings; a new chat's too, before its first message (saving them creates the chat).
+
+    POST `preset=<id>` applies one of the user's presets instead of the form: the chat takes its settings whole.
+    """
     providers = reachable_providers(request.user)
     table = ModelTable.current()
     chat = _chat_or_new(request, conversation_id, providers, table)
-    form = ConversationSettingsForm(request.POST or None, instance=chat, providers=providers, table=table)
     created = chat._state.adding
-    context = {"conversation": chat, "form": form, "saved": request.method == "POST", "is_new": created}
-    if request.method == "POST" and form.is_valid():
-        form.save()
+    applied = _apply_preset(request, chat)
+    data = request.POST if request.method == "POST" and applied is None else None
+    form = ConversationSettingsForm(data, instance=chat, providers=providers, table=table)
+    context = {
+        "conversation": chat,
+        "form": form,
+        "presets": Preset.objects.filter(owner=request.user),
+        "saved": request.method == "POST",
+        "applied": applied,
+        "is_new": created,
+    }
+    if applied is not None or (data is not None and form.is_valid()):
+        if applied is None:
+            form.save()
+            context["saved_as"] = form.cleaned_data.get("save_as")
         if not request.htmx:
+            if applied is not None:
+                messages.success(request, gettext("Preset “%(name)s” applied.") % {"name": applied.name})
             return redirect(chat)
         context["picker"] = picker_context(providers, chat.model, table)  # the composer's picker follows
         response = render(request, "chatapp/_conversation_settings.html", context)
@@ -331,6 +350,19 @@ def conversation_settings(request: HttpRequest, conversation_id) -> HttpResponse
         return response
     template = "chatapp/_conversation_settings.html" if request.htmx else "chatapp/conversation_settings.html"
     return render(request, template, context)
+
+
+def _apply_preset(request: HttpRequest, chat: Conversation) -> Preset | None:
+    """For POST `preset=<id>`: that preset of the user's, its settings given to the chat (saved); else None."""
+    if request.method != "POST" or "preset" not in request.POST:
+        return None
+    choice = PresetChoiceForm(request.POST, user=request.user)
+    if not choice.is_valid():  # not one of the user's presets: as for anyone else's chat
+        raise Http404
+    preset = choice.cleaned_data["preset"]
+    chat.copy_settings_from(preset)
+    chat.save()
+    return preset
 
 
 def _chat_or_new(request: HttpRequest, conversation_id, providers, table) -> Conversation:

@@ -309,7 +309,7 @@ def test_a_new_chat_takes_settings_first_and_gets_its_title_with_the_first_answe
     assert upstream_server.chat_requests[-1].json["messages"][0] == {
         "role": "system", "content": "Answer as a weather forecaster."}
     header.get_by_text("Chat settings", exact=True).click()
-    expect(header.locator(".chat-settings-panel form")).to_be_visible()  # htmx wired the swapped-in header
+    expect(header.get_by_label("System prompt")).to_be_visible()  # htmx wired the swapped-in header
 
     item = page.locator(".conversation-item[aria-current=page]")  # renamed from the list, on its own page
     item.get_by_label("Actions").click()
@@ -317,6 +317,38 @@ def test_a_new_chat_takes_settings_first_and_gets_its_title_with_the_first_answe
     item.get_by_role("button", name="Rename").click()
     expect(header.get_by_role("heading")).to_have_text("Weather")
     expect(page).to_have_title("Weather · Switchboard")
+
+
+def test_a_chats_settings_saved_as_a_preset_start_another_chat_and_apply_to_a_third(page, app, upstream_server):
+    header = page.locator("#chat-header")
+    header.get_by_text("Chat settings", exact=True).click()
+    header.get_by_label("System prompt").fill("Answer as a ship's cook.")
+    header.get_by_label("Also save as a preset named").fill("Cook")
+    header.get_by_role("button", name="Save").click()
+    expect(header.get_by_role("status")).to_have_text("Saved, and as the preset “Cook”.")
+
+    page.locator(".new-chat").click()  # a new chat's page offers it
+    page.get_by_role("list", name="Or start from a preset:").get_by_role("button", name="Cook").click()
+    expect(page.locator(".flash")).to_have_text("Preset “Cook” applied.")
+    prompt = page.locator(".system-prompt-shown")  # <q>: the quotes are the stylesheet's
+    expect(prompt).to_have_text("System prompt: Answer as a ship's cook.")
+    upstream_server.enqueue(Stream(openai_text_stream("Stew again."), delay=0.01))
+    _send(page, "What is for dinner")
+    expect(_last_answer(page)).to_have_attribute("data-status", "done")
+    assert upstream_server.chat_requests[-1].json["messages"][0] == {
+        "role": "system", "content": "Answer as a ship's cook."}
+
+    page.goto(f"{app.url}/c/new/")  # a third chat, on another model, takes it from its settings panel
+    header.get_by_text("Chat settings", exact=True).click()
+    header.get_by_label("Model", exact=True).select_option(label="Small Model")
+    header.get_by_role("button", name="Save").click()
+    picker = page.locator("#composer").get_by_label("Model", exact=True)
+    expect(picker).to_have_value("fake/small@openrouter")
+    header.get_by_label("Preset", exact=True).select_option(label="Cook")
+    header.get_by_role("button", name="Apply").click()
+    expect(header.get_by_role("status")).to_have_text("Preset “Cook” applied.")
+    expect(header.get_by_label("System prompt")).to_have_value("Answer as a ship's cook.")
+    expect(picker).to_have_value("fake/model@openrouter")  # the composer follows
 
 
 def test_math_is_typeset_live_and_after_a_reload(page, upstream_server):
