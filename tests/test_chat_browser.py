@@ -349,6 +349,11 @@ def test_a_chats_settings_saved_as_a_preset_start_another_chat_and_apply_to_a_th
     expect(header.get_by_role("status")).to_have_text("Preset “Cook” applied.")
     expect(header.get_by_label("System prompt")).to_have_value("Answer as a ship's cook.")
     expect(picker).to_have_value("fake/model@openrouter")  # the composer follows
+    page.keyboard.press("Escape")  # the panel, over the messages, folds
+    expect(header.get_by_label("System prompt")).to_be_hidden()
+    header.get_by_text("Chat settings", exact=True).click()
+    page.get_by_role("textbox", name="Message").click()  # and so does a click elsewhere
+    expect(header.get_by_label("System prompt")).to_be_hidden()
 
 
 def test_math_is_typeset_live_and_after_a_reload(page, upstream_server):

@@ -98,6 +98,21 @@
     if (form && form.id !== "stop-form") { sentHere = true; }
   });
 
+  // The header's panels (settings, share) drop down over the messages: Esc, or a click elsewhere, folds the open one.
+  function openPanel() { return document.querySelector("#chat-header details[open]"); }
+  document.addEventListener("keydown", function (event) {
+    var panel = openPanel();
+    if (event.key === "Escape" && !event.shiftKey && panel) {
+      event.preventDefault();  // folding it is all this Esc does: not a stop too
+      panel.open = false;
+      panel.querySelector("summary").focus();
+    }
+  });
+  document.addEventListener("click", function (event) {
+    var panel = openPanel();
+    if (panel && !panel.contains(event.target)) { panel.open = false; }
+  });
+
   document.addEventListener("keydown", function (event) {
     var target = event.target;
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing && target.matches("textarea[name=message]")) {
