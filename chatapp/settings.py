@@ -212,6 +212,8 @@ LOGGING = {
 # unless ALLOW_SIGNUP is true. CODE gates sign-up with access codes.
 ALLOW_SIGNUP = env.bool("ALLOW_SIGNUP", default=False)
 ACCESS_CODES = [c.strip() for c in env.list("CODE", default=[]) if c.strip()]
+# Shared links (/s/<token>/) are read by anyone signed in to this server; when true, by anyone who has one.
+SHARED_LINKS_PUBLIC = env.bool("SHARED_LINKS_PUBLIC", default=False)
 
 # Providers (SPEC sections 3 to 6), read by providers.registry.
 CUSTOM_MODELS = env.str("CUSTOM_MODELS", default="")

@@ -1,12 +1,17 @@
-"""Read-only links to a conversation (`/s/<token>/`) for the others signed in to this server.
+"""Read-only links to a conversation (`/s/<token>/`) for the others signed in to this server, or, where
+SHARED_LINKS_PUBLIC is on, for anyone who has the link.
 
 A link shows the branch as it stood when it was shared, up to Share.leaf:
 what the owner writes afterwards stays theirs until they share again, and
 other branches are never shown. The files of the messages it shows are served
 under the link, and no others. A reader may continue it as a chat of their
-own: a copy of what they see, made as an export and import would make it.
+own: a copy of what they see, made as an export and import would make it;
+a reader not signed in is asked to sign in first.
 """
 
+from django.conf import settings
+from django.contrib.auth.decorators import login_not_required
+from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -36,6 +41,7 @@ def share(request: HttpRequest, conversation_id) -> HttpResponse:
         "shared": shared,
         "link": request.build_absolute_uri(shared.get_absolute_url()) if shared else "",
         "behind": shared is not None and shared.leaf_id != conversation.current_leaf_id,
+        "public": settings.SHARED_LINKS_PUBLIC,
     }
     return render(request, "chatapp/_share_panel.html" if request.htmx else "chatapp/share.html", context)
 
@@ -46,9 +52,17 @@ def _shared(token: str) -> Share:
     return get_object_or_404(found, token=token, conversation__deleted_at__isnull=True)
 
 
+def _signed_out_refused(request: HttpRequest) -> bool:
+    """Whether a reader not signed in may not read a link: unless links are public, as every page of the site."""
+    return not request.user.is_authenticated and not settings.SHARED_LINKS_PUBLIC
+
+
+@login_not_required
 @require_http_methods(["GET", "POST"])
 def shared(request: HttpRequest, token: str) -> HttpResponse:
     """`/s/<token>/`: the shared branch, read only; POST continues it as a chat of the reader's own."""
+    if _signed_out_refused(request) or (request.method == "POST" and not request.user.is_authenticated):
+        return redirect_to_login(request.path)  # before the token is looked at: no telling which are live
     link = _shared(token)
     path = link.conversation.path_to(link.leaf_id)
     if request.method == "POST":
@@ -59,9 +73,12 @@ def shared(request: HttpRequest, token: str) -> HttpResponse:
     return render(request, "chatapp/shared.html", context)
 
 
+@login_not_required
 @require_GET
 def shared_file(request: HttpRequest, token: str, attachment_id) -> HttpResponse:
     """A file of a message the link shows; any other file, of the chat or not, is a 404."""
+    if _signed_out_refused(request):
+        return redirect_to_login(request.path)
     link = _shared(token)
     tree = list(Message.objects.filter(conversation_id=link.conversation_id).only("id", "parent_id", "attachments"))
     path = link.conversation.path_to(link.leaf_id, tree)
@@ -79,4 +96,5 @@ def shared_links(request: HttpRequest) -> HttpResponse:
         return redirect("settings:shared")
     links = links.select_related("conversation").order_by("-shared_at")
     rows = [(link, request.build_absolute_uri(link.get_absolute_url())) for link in links]
-    return render(request, "settings/shared.html", {"section": "shared", "links": rows})
+    context = {"section": "shared", "links": rows, "public": settings.SHARED_LINKS_PUBLIC}
+    return render(request, "settings/shared.html", context)

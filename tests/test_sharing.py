@@ -1,6 +1,7 @@
 """Shared links (chatapp.sharing): what the owner makes, and what another user signed in sees through it."""
 
 import re
+import uuid
 
 import pytest
 from django.test import Client
@@ -89,6 +90,36 @@ def test_only_the_owner_shares_and_only_those_signed_in_read(chat, alice, bob):
     assert _signed_in(bob).get(f"/c/{chat.id}/").status_code == 404  # the chat itself stays alice's
     Conversation.objects.filter(pk=chat.pk).update(deleted_at=timezone.now())
     assert _signed_in(bob).get(link).status_code == 404
+
+
+def test_with_public_links_anyone_reads_a_link_and_only_those_signed_in_continue_it(chat, alice, bob, settings):
+    settings.SHARED_LINKS_PUBLIC = True
+    owner = _signed_in(alice)
+    assert "anyone who has it, signed in or not" in owner.get(f"/c/{chat.id}/share/").content.decode()
+    _share(owner, chat)
+    link = _link(owner, chat)
+    page = Client().get(link)
+    html = page.content.decode()
+    assert page.status_code == 200 and "Plan <strong>B</strong>." in html and "Be secret." not in html
+    assert '<meta name="robots" content="noindex">' in html
+    assert f'href="/accounts/signin/?next={link}">Sign in to continue it' in html
+    assert "Sign out" not in html and "/settings/" not in html
+    picture = re.search(r'src="(/s/[\w-]+/files/[0-9a-f-]+/)"', html).group(1)
+    assert Client().get(picture).status_code == 200
+
+    continued = Client().post(link)  # a chat of one's own needs an account
+    assert continued.status_code == 302 and continued["Location"] == f"/accounts/signin/?next={link}"
+    assert Conversation.objects.count() == 1
+    assert Client().get(f"/c/{chat.id}/").status_code == 302  # the chat itself is not public
+    assert Client().get("/s/not-a-link/").status_code == 404
+    _share(owner, chat, "unshare")
+    assert Client().get(link).status_code == 404 and Client().get(picture).status_code == 404
+
+    settings.SHARED_LINKS_PUBLIC = False  # a link made public is not public once the server says otherwise
+    _share(owner, chat)
+    link = _link(owner, chat)
+    assert Client().get(link).status_code == 302
+    assert Client().get(f"{link}files/{uuid.uuid4()}/")["Location"].startswith("/accounts/signin/")
 
 
 def test_the_files_of_the_messages_shown_are_served_under_the_link_and_no_others(chat, alice, bob):
