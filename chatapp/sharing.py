@@ -52,16 +52,16 @@ def _shared(token: str) -> Share:
     return get_object_or_404(found, token=token, conversation__deleted_at__isnull=True)
 
 
-def _signed_out_refused(request: HttpRequest) -> bool:
-    """Whether a reader not signed in may not read a link: unless links are public, as every page of the site."""
-    return not request.user.is_authenticated and not settings.SHARED_LINKS_PUBLIC
+def _may_read(request: HttpRequest) -> bool:
+    """Whether the reader may read links: anyone signed in, and anyone at all where SHARED_LINKS_PUBLIC is on."""
+    return request.user.is_authenticated or settings.SHARED_LINKS_PUBLIC
 
 
 @login_not_required
 @require_http_methods(["GET", "POST"])
 def shared(request: HttpRequest, token: str) -> HttpResponse:
     """`/s/<token>/`: the shared branch, read only; POST continues it as a chat of the reader's own."""
-    if _signed_out_refused(request) or (request.method == "POST" and not request.user.is_authenticated):
+    if not _may_read(request) or (request.method == "POST" and not request.user.is_authenticated):
         return redirect_to_login(request.path)  # before the token is looked at: no telling which are live
     link = _shared(token)
     path = link.conversation.path_to(link.leaf_id)
@@ -77,7 +77,7 @@ def shared(request: HttpRequest, token: str) -> HttpResponse:
 @require_GET
 def shared_file(request: HttpRequest, token: str, attachment_id) -> HttpResponse:
     """A file of a message the link shows; any other file, of the chat or not, is a 404."""
-    if _signed_out_refused(request):
+    if not _may_read(request):
         return redirect_to_login(request.path)
     link = _shared(token)
     tree = list(Message.objects.filter(conversation_id=link.conversation_id).only("id", "parent_id", "attachments"))
