@@ -4,7 +4,7 @@ from django.urls import path
 from django.views.generic import RedirectView
 
 from accounts import settings_views as account
-from chatapp import presets, sharing
+from chatapp import presets, prompts, sharing
 from providers import settings_views as provider
 
 app_name = "settings"
@@ -23,6 +23,9 @@ urlpatterns = [
     path("presets/", presets.presets, name="presets"),
     path("presets/<int:preset_id>/", presets.preset, name="preset"),
     path("presets/<int:preset_id>/delete/", presets.preset_delete, name="preset_delete"),
+    path("prompts/", prompts.prompts, name="prompts"),
+    path("prompts/<int:prompt_id>/", prompts.prompt, name="prompt"),
+    path("prompts/<int:prompt_id>/delete/", prompts.prompt_delete, name="prompt_delete"),
     path("models/", provider.models, name="models"),
     path("models/refresh/", provider.models_refresh, name="models_refresh"),
 ]

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from chatapp.models import Conversation, Message, Preset, Share
+from chatapp.models import Conversation, Message, Preset, Prompt, Share
 
 
 @admin.register(Conversation)
@@ -34,4 +34,11 @@ class ShareAdmin(admin.ModelAdmin):
 class PresetAdmin(admin.ModelAdmin):
     list_display = ("name", "owner", "model", "updated_at")
     search_fields = ("name", "owner__username")
+    raw_id_fields = ("owner",)
+
+
+@admin.register(Prompt)
+class PromptAdmin(admin.ModelAdmin):
+    list_display = ("command", "owner", "updated_at")
+    search_fields = ("command", "owner__username")
     raw_id_fields = ("owner",)

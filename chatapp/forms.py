@@ -1,7 +1,7 @@
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from chatapp.models import ChatSettings, Conversation, Preset
+from chatapp.models import ChatSettings, Conversation, Preset, Prompt
 from chatapp.picker import picker_groups
 from providers.model_table import ModelTable
 
@@ -89,11 +89,7 @@ class PresetForm(ChatSettingsForm):
         fields = ("name", *ChatSettings.SETTINGS)
 
     def clean_name(self) -> str:
-        name = self.cleaned_data["name"]
-        others = Preset.objects.filter(owner=self.instance.owner, name=name).exclude(pk=self.instance.pk)
-        if others.exists():
-            raise forms.ValidationError(_("You already have a preset named “%(name)s”."), params={"name": name})
-        return name
+        return _one_of_a_kind(self, "name", _("You already have a preset named “%(name)s”."))
 
 
 class PresetChoiceForm(forms.Form):
@@ -104,3 +100,31 @@ class PresetChoiceForm(forms.Form):
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["preset"].queryset = Preset.objects.filter(owner=user)
+
+
+class PromptForm(forms.ModelForm):
+    # Kept as typed, a last line break too (the text goes on from there); browsers send lines as CRLF.
+    text = forms.CharField(label=_("Text"), widget=forms.Textarea(attrs={"rows": 6}), strip=False)
+
+    class Meta:
+        model = Prompt
+        fields = ("command", "text")
+
+    def clean_command(self) -> str:
+        return _one_of_a_kind(self, "command", _("You already have a prompt /%(command)s."))
+
+    def clean_text(self) -> str:
+        text = self.cleaned_data["text"].replace("\r\n", "\n")
+        if not text.strip():
+            raise forms.ValidationError(self.fields["text"].error_messages["required"], code="required")
+        return text
+
+
+def _one_of_a_kind(form: forms.ModelForm, field: str, taken) -> str:
+    """The form's cleaned `field`, unless another row of the instance's owner has it (the database's constraint
+    names the owner, which is not a field of the form, so Django does not check it)."""
+    value = form.cleaned_data[field]
+    rows = form._meta.model.objects.filter(owner=form.instance.owner, **{field: value}).exclude(pk=form.instance.pk)
+    if rows.exists():
+        raise forms.ValidationError(taken, params={field: value})
+    return value

@@ -560,3 +560,29 @@ class Preset(ChatSettings):
 
     def __str__(self) -> str:
         return self.name
+
+
+class Prompt(models.Model):
+    """A user's saved prompt: typing `/command` in the composer puts its text there."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="prompts", verbose_name=_("owner")
+    )
+    command = models.SlugField(
+        _("command"),
+        max_length=50,
+        allow_unicode=True,
+        help_text=_("Letters, digits, - and _; typed after a / in the message box."),
+    )
+    text = models.TextField(_("text"))
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("prompt")
+        verbose_name_plural = _("prompts")
+        ordering = ["command"]
+        constraints = [models.UniqueConstraint(fields=["owner", "command"], name="prompt_command_per_owner")]
+
+    def __str__(self) -> str:
+        return f"/{self.command}"

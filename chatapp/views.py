@@ -17,7 +17,7 @@ from django_htmx.http import HttpResponseClientRefresh
 from chatapp import attachments, exchanges
 from chatapp.forms import ConversationSettingsForm, PresetChoiceForm, RenameForm
 from chatapp.generation import Generation, interrupt_orphans, request_stop
-from chatapp.models import BranchWindow, Conversation, Message, Preset
+from chatapp.models import BranchWindow, Conversation, Message, Preset, Prompt
 from chatapp.picker import default_model_ref, picker_context
 from providers.credentials import reachable_providers
 from providers.model_table import ModelTable
@@ -75,6 +75,7 @@ def _render_chat(request: HttpRequest, conversation: Conversation | None) -> Htt
         "streaming": any(m.status == Message.Status.STREAMING for m in branch),
         # A chat with no message yet may start from one (read only then: the page of a long chat pays nothing).
         "presets": Preset.objects.filter(owner=request.user),
+        "prompts": list(Prompt.objects.filter(owner=request.user).values("command", "text")),
     }
     return render(request, "chatapp/chat.html", context)
 

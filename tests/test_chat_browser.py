@@ -356,6 +356,41 @@ def test_a_chats_settings_saved_as_a_preset_start_another_chat_and_apply_to_a_th
     expect(header.get_by_label("System prompt")).to_be_hidden()
 
 
+def test_a_saved_prompt_is_put_in_the_box_by_its_command_and_nothing_is_sent(page, app, upstream_server):
+    page.goto(f"{app.url}/settings/prompts/")
+    for command, text in [("translate", "Translate into Danish:\n"), ("tldr", "Sum this up in one line:")]:
+        page.get_by_label("Command").fill(command)
+        page.get_by_label("Text").fill(text)
+        page.get_by_role("button", name="Save").click()
+        expect(page.locator(".flash")).to_have_text(f"Prompt /{command} saved.")
+    page.goto(f"{app.url}/c/new/")
+    requests = len(upstream_server.chat_requests)
+    box = page.get_by_role("textbox", name="Message")
+    menu = page.get_by_role("listbox", name="Prompts")
+
+    box.press_sequentially("/t")
+    options = menu.get_by_role("option")
+    expect(options).to_have_text(["/tldr Sum this up in one line:", "/translate Translate into Danish:"])
+    box.press("ArrowDown")
+    expect(menu.get_by_role("option", selected=True)).to_have_text("/translate Translate into Danish:")
+    box.press("Enter")  # picks: it does not send
+    expect(box).to_have_value("Translate into Danish:\n")
+    expect(menu).to_be_hidden()
+
+    box.fill("")
+    box.press_sequentially("/tl")
+    expect(menu.get_by_role("option")).to_have_count(1)
+    box.press("Escape")
+    expect(menu).to_be_hidden()
+    box.press_sequentially("d")  # typing on offers again; a click picks
+    menu.get_by_role("option", name="/tldr").click()
+    expect(box).to_have_value("Sum this up in one line:")
+    expect(box).to_be_focused()
+    box.press_sequentially(" /t")  # not alone in the box: no list
+    expect(menu).to_be_hidden()
+    assert page.locator('[data-role="user"]').count() == 0 and len(upstream_server.chat_requests) == requests
+
+
 def test_math_is_typeset_live_and_after_a_reload(page, upstream_server):
     answer_text = (
         "Energy: $E=mc^2$, and\n\n$$\\sum_{i=1}^n i = \\frac{n(n+1)}{2}$$\n\n"
