@@ -16,13 +16,19 @@ version and branch) as JSON in our own schema:
 All of a user's conversations at once (a backup, `GET /c/export.json`):
 
     {"format": "switchboard.conversations", "version": 1, "exported_at": ...,
-     "conversations": [{"conversation": ..., "messages": [...], "current_leaf": ...}, ...]}
+     "conversations": [{"conversation": ..., "messages": [...], "current_leaf": ...}, ...],
+     "presets": [{name, model, system_prompt, temperature, top_p, max_tokens, reasoning_effort,
+                  provider_order, allow_fallbacks}, ...],
+     "prompts": [{command, text}, ...]}
+
+(a backup without "presets" or "prompts", as made before they were, imports as one with none).
 
 Import: either schema, or NextChat's exports (one session, or a whole backup).
 An upload is untrusted: it is read into plain values and checked field by
 field before anything is saved, and every problem becomes an ImportProblem
 with a message for the import page. Imports always create new conversations
-owned by the importing user.
+owned by the importing user; a backup's presets and prompts join the user's,
+but for those of a name or command the user has already, which are kept.
 """
 
 import base64
@@ -37,6 +43,8 @@ from typing import Any
 from django import forms
 from django.conf import settings
 from django.contrib import messages as flash
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_unicode_slug
 from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
@@ -50,7 +58,7 @@ from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_GET, require_http_methods
 
 from chatapp import attachments, exchanges, uploads
-from chatapp.models import Attachment, Conversation, Message
+from chatapp.models import Attachment, ChatSettings, Conversation, Message, Preset, Prompt
 from chatapp.views import _get_conversation_for_user
 from providers.registry import get_provider
 
@@ -59,6 +67,7 @@ BACKUP_FORMAT = "switchboard.conversations"
 VERSION = 1
 MAX_CONVERSATIONS = 1_000
 MAX_MESSAGES = 20_000  # over all conversations of one file
+MAX_LIBRARY = 1_000  # presets, and prompts, of one backup
 MAX_DEPTH = 64  # of the JSON document; ours and NextChat's need fewer than 12
 MAX_ID_CHARS = 64
 MAX_INT = 2_147_483_647  # PositiveIntegerField, on every database
@@ -232,7 +241,16 @@ async def _backup(user) -> AsyncIterator[str]:
         files = {str(key): data async for key, data in _files_of(rows)}
         yield separator + json.dumps(_entry(conversation, rows, files), ensure_ascii=False)
         separator = ",\n"
-    yield "\n]}\n"
+    library = {
+        "presets": [
+            {"name": preset.name, **{name: getattr(preset, name) for name in ChatSettings.SETTINGS}}
+            async for preset in Preset.objects.filter(owner=user)
+        ],
+        "prompts": [
+            {"command": prompt.command, "text": prompt.text} async for prompt in Prompt.objects.filter(owner=user)
+        ],
+    }
+    yield "\n], " + json.dumps(library, ensure_ascii=False)[1:] + "\n"
 
 
 # Reading an upload ------------------------------------------------------------
@@ -254,8 +272,17 @@ class ImportedConversation:
     current_leaf: str | None
 
 
-def read_export(data: bytes) -> list[ImportedConversation]:
-    """The conversations of an uploaded file, checked; raises ImportProblem.
+@dataclass
+class Imported:
+    """What an uploaded file holds: conversations, and a backup's presets and prompts (their models' fields)."""
+
+    conversations: list[ImportedConversation]
+    presets: list[dict[str, Any]] = field(default_factory=list)
+    prompts: list[dict[str, str]] = field(default_factory=list)
+
+
+def read_export(data: bytes) -> Imported:
+    """What an uploaded file holds, checked; raises ImportProblem.
 
     A backup can be a hundred megabytes, mostly its files in base64: each
     copy of it is let go as soon as the next is made, so that at most two are
@@ -274,7 +301,7 @@ def read_export(data: bytes) -> list[ImportedConversation]:
     if isinstance(document, dict) and document.get("format") == BACKUP_FORMAT:
         return _read_backup(document)
     if isinstance(document, dict) and "format" in document:
-        return [_read_switchboard(document)]
+        return Imported([_read_switchboard(document)])
     sessions = _nextchat_sessions(document)
     if sessions is None:
         raise ImportProblem(_("This file is neither a Switchboard nor a NextChat export."))
@@ -282,7 +309,7 @@ def read_export(data: bytes) -> list[ImportedConversation]:
     imported = [conversation for conversation in imported if conversation.messages]
     if not imported:
         raise ImportProblem(_("The file holds no conversation with messages."))
-    return imported
+    return Imported(imported)
 
 
 def _too_large() -> ImportProblem:
@@ -483,8 +510,8 @@ def _read_switchboard(document: dict) -> ImportedConversation:
     return _read_entry(document)
 
 
-def _read_backup(document: dict) -> list[ImportedConversation]:
-    """Every conversation of a backup (export_all_json), within the limits of one file."""
+def _read_backup(document: dict) -> Imported:
+    """Every conversation, preset and prompt of a backup (export_all_json), within the limits of one file."""
     _check_version(document, BACKUP_FORMAT)
     entries = document.get("conversations")
     if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
@@ -494,10 +521,46 @@ def _read_backup(document: dict) -> list[ImportedConversation]:
     lists = [entry.get("messages") for entry in entries]
     if sum(len(rows) for rows in lists if isinstance(rows, list)) > MAX_MESSAGES:
         raise ImportProblem(_("The file holds more than %(limit)s messages.") % {"limit": MAX_MESSAGES})
-    imported = [conversation for conversation in map(_read_entry, entries) if conversation.messages]
-    if not imported:
+    imported = Imported(
+        [conversation for conversation in map(_read_entry, entries) if conversation.messages],
+        _read_library(document, "presets", _("Preset %(number)s"), _read_preset),
+        _read_library(document, "prompts", _("Prompt %(number)s"), _read_prompt),
+    )
+    if not (imported.conversations or imported.presets or imported.prompts):
         raise ImportProblem(_("The file holds no conversation with messages."))
     return imported
+
+
+def _read_library(document: dict, key: str, where: str, read: Callable[["_Fields"], dict]) -> list[dict]:
+    """The presets or prompts (`key`) of a backup, each read by `read`; none in a backup made before them."""
+    entries = document.get(key)
+    if entries is None:
+        return []
+    if not isinstance(entries, list) or len(entries) > MAX_LIBRARY:
+        raise ImportProblem(_("“%(key)s” must be a list of at most %(limit)s.") % {"key": key, "limit": MAX_LIBRARY})
+    return [read(_Fields(entry, where % {"number": number})) for number, entry in enumerate(entries, start=1)]
+
+
+def _read_preset(fields: "_Fields") -> dict[str, Any]:
+    chosen = _read_settings(fields)
+    del chosen["title"], chosen["pinned"]  # a chat's, not a preset's
+    return {"name": _required(fields, "name", 100), **chosen}
+
+
+def _read_prompt(fields: "_Fields") -> dict[str, str]:
+    command = _required(fields, "command", 50)
+    try:
+        validate_unicode_slug(command)
+    except ValidationError:
+        raise fields.problem("command", _("expected letters, digits, - and _.")) from None
+    return {"command": command, "text": _required(fields, "text")}
+
+
+def _required(fields: "_Fields", name: str, limit: int | None = None) -> str:
+    value = fields.text(name, limit)
+    if not value.strip():
+        raise fields.problem(name, _("expected text."))
+    return value
 
 
 def _check_version(document: dict, format_name: str) -> None:
@@ -793,6 +856,21 @@ def _text_part(part: Any, fields: _Fields) -> str:
 # Saving --------------------------------------------------------------------------
 
 
+def save_library(owner, imported: Imported) -> tuple[int, int]:
+    """The presets and prompts read, added to `owner`'s but for those of a name or command the owner has (or
+    that came earlier in the file); how many of each were added."""
+    added = []
+    for model, key, rows in ((Preset, "name", imported.presets), (Prompt, "command", imported.prompts)):
+        taken = set(model.objects.filter(owner=owner).values_list(key, flat=True))
+        new = {}
+        for row in rows:
+            if row[key] not in taken:
+                new.setdefault(row[key], row)
+        model.objects.bulk_create(model(owner=owner, **row) for row in new.values())
+        added.append(len(new))
+    return added[0], added[1]
+
+
 @transaction.atomic
 def save_imports(owner, imported: list[ImportedConversation]) -> list[Conversation]:
     """New conversations of `owner`, with the trees, versions and current leaves as read."""
@@ -881,15 +959,28 @@ def import_conversations(request: HttpRequest) -> HttpResponse:
         try:
             if upload.size > settings.IMPORT_MAX_BYTES:  # not even read
                 raise _too_large()
-            conversations = save_imports(request.user, read_export(upload.read()))
+            imported = read_export(upload.read())
+            with transaction.atomic():
+                conversations = save_imports(request.user, imported.conversations)
+                presets, prompts = save_library(request.user, imported)
         except ImportProblem as problem:
             form.add_error("file", problem.message)
         else:
-            count = len(conversations)
-            flash.success(
-                request,
-                ngettext("Imported %(count)s conversation.", "Imported %(count)s conversations.", count)
-                % {"count": count},
-            )
-            return redirect(conversations[0])
+            return _imported(request, conversations, presets, prompts)
     return render(request, "chatapp/import.html", {"form": form}, status=400 if form.errors else 200)
+
+
+def _imported(request: HttpRequest, conversations: list[Conversation], presets: int, prompts: int) -> HttpResponse:
+    """What an import added, said; then its first conversation, or where the rest of what it added is."""
+    said = [
+        ngettext("Imported %(count)s conversation.", "Imported %(count)s conversations.", len(conversations)),
+        ngettext("Added %(count)s preset.", "Added %(count)s presets.", presets),
+        ngettext("Added %(count)s prompt.", "Added %(count)s prompts.", prompts),
+    ]
+    counts = (len(conversations), presets, prompts)
+    for message, count in zip(said, counts, strict=True):
+        if count or (message is said[0] and not any(counts)):  # "Imported 0 conversations." if nothing is new
+            flash.success(request, message % {"count": count})
+    if conversations:
+        return redirect(conversations[0])
+    return redirect("settings:presets" if presets else "settings:prompts")

@@ -14,7 +14,7 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chatapp.models import Conversation, Message
+from chatapp.models import Conversation, Message, Preset, Prompt
 from chatapp.transfer import FORMAT
 from tests.test_attachments import PNG
 
@@ -192,6 +192,38 @@ def test_every_conversation_exports_as_one_backup_that_imports_whole(alice_clien
     assert [_comparable(_document(alice_client, chat)) for chat in imported] == own_files
 
 
+def test_a_backup_carries_the_presets_and_prompts_and_keeps_those_one_has_already(alice_client, alice, bob, tree):
+    Preset.objects.create(owner=alice, name="Pirate", model=MODEL, system_prompt="Arr.", temperature=0.2,
+                          provider_order=["anthropic"], allow_fallbacks=False)  # fmt: skip
+    Preset.objects.create(owner=alice, name="Plain")
+    Prompt.objects.create(owner=alice, command="tldr", text="Alice's summary:\n")
+    Prompt.objects.create(owner=alice, command="翻译", text="Translate:")
+    Prompt.objects.create(owner=bob, command="tldr", text="Bob's own summary:")
+    backup = json.loads(async_to_sync(_received)(alice_client.get(reverse("conversations_export_json"))))
+    assert backup["presets"][1] == {
+        "name": "Plain", "model": "", "system_prompt": "", "temperature": None, "top_p": None, "max_tokens": None,
+        "reasoning_effort": "", "provider_order": [], "allow_fallbacks": True,
+    }  # fmt: skip
+    alices = [{"command": "tldr", "text": "Alice's summary:\n"}, {"command": "翻译", "text": "Translate:"}]
+    assert backup["prompts"] == alices
+
+    alice_client.force_login(bob)
+    response = _upload(alice_client, json.dumps(backup), "switchboard-conversations.json")
+    page = alice_client.get(response.url).content.decode()
+    assert "Imported 1 conversation." in page and "Added 2 presets." in page and "Added 1 prompt." in page
+    pirate = Preset.objects.get(owner=bob, name="Pirate")
+    assert (pirate.model, pirate.system_prompt, pirate.temperature) == (MODEL, "Arr.", 0.2)
+    assert (pirate.provider_order, pirate.allow_fallbacks) == (["anthropic"], False)
+    assert dict(Prompt.objects.filter(owner=bob).values_list("command", "text")) == {
+        "tldr": "Bob's own summary:", "翻译": "Translate:"}  # his own kept
+
+    backup["conversations"] = []  # the library alone: it is where the import leads
+    response = _upload(alice_client, json.dumps(backup | {"prompts": [*alices, {"command": "new", "text": "x"}]}))
+    assert response.url == reverse("settings:prompts")
+    page = alice_client.get(response.url).content.decode()
+    assert "Added 1 prompt." in page and "preset" not in page.split('class="flash"')[1].split("</ul>")[0]
+
+
 def test_the_import_page_has_a_file_field(alice_client):
     response = alice_client.get(reverse("conversation_import"))
     assert response.status_code == 200
@@ -362,6 +394,14 @@ def _backup(**changes) -> str:
         (_backup(conversations=[VALID] * 1001), "more than 1000 conversations"),
         (_backup(conversations=[VALID | {"messages": VALID["messages"] * 10_001}] * 2), "more than 20000 messages"),
         (_backup(conversations=[VALID, json.loads(_message(parent=7))]), "no message has that id"),
+        (_backup(presets={"name": "x"}), "“presets” must be a list of at most 1000"),
+        (_backup(prompts=[{"command": "x", "text": "y"}] * 1001), "“prompts” must be a list of at most 1000"),
+        (_backup(presets=[{"name": " "}]), "Preset 1, “name”: expected text"),
+        (_backup(presets=[{"name": "x", "temperature": 3}]), "Preset 1, “temperature”: out of range"),
+        (_backup(prompts=[{"command": "two words", "text": "y"}]), "Prompt 1, “command”: expected letters"),
+        (_backup(prompts=[{"command": "x", "text": ""}]), "Prompt 1, “text”: expected text"),
+        (_backup(prompts=[7]), "Prompt 1 must be a JSON object"),
+        (_backup(conversations=[], presets=[], prompts=[]), "no conversation with messages"),
     ],
 )
 def test_a_bad_file_is_explained_on_the_import_page(alice_client, data, shown):
