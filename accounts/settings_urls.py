@@ -4,7 +4,7 @@ from django.urls import path
 from django.views.generic import RedirectView
 
 from accounts import settings_views as account
-from chatapp import presets, prompts, sharing
+from chatapp import library, sharing
 from providers import settings_views as provider
 
 app_name = "settings"
@@ -20,12 +20,12 @@ urlpatterns = [
     path("tokens/<int:token_id>/revoke/", account.token_revoke, name="token_revoke"),
     path("preferences/", account.preferences, name="preferences"),
     path("shared/", sharing.shared_links, name="shared"),
-    path("presets/", presets.presets, name="presets"),
-    path("presets/<int:preset_id>/", presets.preset, name="preset"),
-    path("presets/<int:preset_id>/delete/", presets.preset_delete, name="preset_delete"),
-    path("prompts/", prompts.prompts, name="prompts"),
-    path("prompts/<int:prompt_id>/", prompts.prompt, name="prompt"),
-    path("prompts/<int:prompt_id>/delete/", prompts.prompt_delete, name="prompt_delete"),
+    path("presets/", library.presets, name="presets"),
+    path("presets/<int:preset_id>/", library.preset, name="preset"),
+    path("presets/<int:preset_id>/delete/", library.preset_delete, name="preset_delete"),
+    path("prompts/", library.prompts, name="prompts"),
+    path("prompts/<int:prompt_id>/", library.prompt, name="prompt"),
+    path("prompts/<int:prompt_id>/delete/", library.prompt_delete, name="prompt_delete"),
     path("models/", provider.models, name="models"),
     path("models/refresh/", provider.models_refresh, name="models_refresh"),
 ]

@@ -868,7 +868,7 @@ def save_library(owner, imported: Imported) -> tuple[int, int]:
                 new.setdefault(row[key], row)
         model.objects.bulk_create(model(owner=owner, **row) for row in new.values())
         added.append(len(new))
-    return added[0], added[1]
+    return tuple(added)
 
 
 @transaction.atomic
@@ -972,15 +972,14 @@ def import_conversations(request: HttpRequest) -> HttpResponse:
 
 def _imported(request: HttpRequest, conversations: list[Conversation], presets: int, prompts: int) -> HttpResponse:
     """What an import added, said; then its first conversation, or where the rest of what it added is."""
-    said = [
-        ngettext("Imported %(count)s conversation.", "Imported %(count)s conversations.", len(conversations)),
-        ngettext("Added %(count)s preset.", "Added %(count)s presets.", presets),
-        ngettext("Added %(count)s prompt.", "Added %(count)s prompts.", prompts),
-    ]
-    counts = (len(conversations), presets, prompts)
-    for message, count in zip(said, counts, strict=True):
-        if count or (message is said[0] and not any(counts)):  # "Imported 0 conversations." if nothing is new
-            flash.success(request, message % {"count": count})
+    added = [
+        (ngettext("Imported %(count)s conversation.", "Imported %(count)s conversations.", len(conversations)),
+         len(conversations)),
+        (ngettext("Added %(count)s preset.", "Added %(count)s presets.", presets), presets),
+        (ngettext("Added %(count)s prompt.", "Added %(count)s prompts.", prompts), prompts),
+    ]  # fmt: skip
+    for message, count in [item for item in added if item[1]] or added[:1]:  # "Imported 0 conversations." if none
+        flash.success(request, message % {"count": count})
     if conversations:
         return redirect(conversations[0])
     return redirect("settings:presets" if presets else "settings:prompts")

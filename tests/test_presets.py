@@ -1,4 +1,4 @@
-"""Presets (chatapp.presets): named chat settings a user starts chats from, or applies to one."""
+"""Presets (chatapp.library): named chat settings a user starts chats from, or applies to one."""
 
 import re
 import uuid

@@ -1,4 +1,4 @@
-"""Saved prompts (chatapp.prompts): kept on the settings page, carried by the chat page for "/command"."""
+"""Saved prompts (chatapp.library): kept on the settings page, carried by the chat page for "/command"."""
 
 import json
 import re

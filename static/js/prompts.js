@@ -1,4 +1,4 @@
-// Saved prompts in the message box (chatapp/prompts.py). A "/" and the start of a command, alone in the box,
+// Saved prompts in the message box (chatapp/library.py). A "/" and the start of a command, alone in the box,
 // opens a list of the user's prompts whose command starts so; Up and Down move in it, Enter or Tab (or a click)
 // puts the prompt's text in the box in place of what was typed, to edit before sending, and Esc closes it.
 // The page carries the prompts as JSON (chat.html); without JavaScript the box is a plain box.
