@@ -6,7 +6,7 @@ from chatapp.models import Conversation, Message, Preset, Prompt, Share
 @admin.register(Conversation)
 class ConversationAdmin(admin.ModelAdmin):
     list_display = ("title", "owner", "model", "updated_at")
-    list_filter = ("pinned",)
+    list_filter = ("pinned", ("archived_at", admin.EmptyFieldListFilter))
     search_fields = ("title", "owner__username")
     raw_id_fields = ("owner", "current_leaf")
 

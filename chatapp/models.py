@@ -104,6 +104,8 @@ class Conversation(ChatSettings):
     )
     title = models.CharField(_("title"), max_length=200, blank=True)
     pinned = models.BooleanField(_("pinned"), default=False)
+    # Archived conversations leave the sidebar (a search still finds them) until unarchived or written in again.
+    archived_at = models.DateTimeField(_("archived"), null=True, blank=True)
     # Deleted conversations linger briefly so "Undo" can bring them back.
     deleted_at = models.DateTimeField(_("deleted"), null=True, blank=True)
     current_leaf = models.ForeignKey(
@@ -113,6 +115,7 @@ class Conversation(ChatSettings):
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
     objects = ConversationQuerySet.as_manager()
+    unarchived = False  # set when a new answer takes it out of the archive: its page lists it again
 
     class Meta:
         verbose_name = _("conversation")
@@ -217,7 +220,9 @@ class Conversation(ChatSettings):
         )
         self.current_leaf = answer
         self.model = model
-        self.save(update_fields=["current_leaf", "model", "updated_at"])
+        self.unarchived = self.archived_at is not None  # written in again: back in the list
+        self.archived_at = None
+        self.save(update_fields=["current_leaf", "model", "archived_at", "updated_at"])
         return answer
 
 

@@ -5,7 +5,8 @@ version and branch) as JSON in our own schema:
 
     {"format": "switchboard.conversation", "version": 1, "exported_at": ...,
      "conversation": {title, model, system_prompt, temperature, top_p, max_tokens,
-                      reasoning_effort, provider_order, allow_fallbacks, pinned, created_at},
+                      reasoning_effort, provider_order, allow_fallbacks, pinned, created_at,
+                      archived_at (null unless archived)},
      "messages": [{id, parent, role, content, reasoning, reasoning_details, status,
                    error_code, error, model, provider, finish_reason, prompt_tokens,
                    completion_tokens, reasoning_tokens, cached_tokens, cost (a string),
@@ -142,6 +143,7 @@ def _entry(conversation: Conversation, rows: list[Message], files: dict[str, byt
         "conversation": {
             **{name: getattr(conversation, name) for name in SETTINGS_FIELDS},
             "created_at": conversation.created_at.isoformat(),
+            "archived_at": conversation.archived_at and conversation.archived_at.isoformat(),
         },
         "messages": [
             {
@@ -543,7 +545,7 @@ def _read_library(document: dict, key: str, where: str, read: Callable[["_Fields
 
 def _read_preset(fields: "_Fields") -> dict[str, Any]:
     chosen = _read_settings(fields)
-    del chosen["title"], chosen["pinned"]  # a chat's, not a preset's
+    del chosen["title"], chosen["pinned"], chosen["archived_at"]  # a chat's, not a preset's
     return {"name": _required(fields, "name", 100), **chosen}
 
 
@@ -603,6 +605,7 @@ def _read_settings(fields: _Fields) -> dict[str, Any]:
         "provider_order": fields.texts("provider_order", 50, 100),
         "allow_fallbacks": fields.flag("allow_fallbacks", True),
         "pinned": fields.flag("pinned", False),
+        "archived_at": fields.moment("archived_at"),
     }
 
 

@@ -4,12 +4,13 @@ from django.urls import include, path
 from django.views.i18n import JavaScriptCatalog
 
 from accounts.views import set_language
-from chatapp import attachments, health, sharing, views
+from chatapp import archive, attachments, health, sharing, views
 
 chat_patterns = [
     path("", views.home, name="home"),
     path("c/new/", views.new_chat, name="new"),
     path("c/list/", views.conversation_list, name="list"),
+    path("c/archived/", archive.archived, name="archived"),
     path("c/<uuid:conversation_id>/", views.conversation, name="conversation"),
     path("c/<uuid:conversation_id>/send/", views.send, name="send"),
     path("c/<uuid:conversation_id>/regenerate/", views.regenerate, name="regenerate"),
@@ -19,6 +20,8 @@ chat_patterns = [
     path("c/<uuid:conversation_id>/delete/", views.delete, name="delete"),
     path("c/<uuid:conversation_id>/restore/", views.restore, name="restore"),
     path("c/<uuid:conversation_id>/pin/", views.pin, name="pin"),
+    path("c/<uuid:conversation_id>/archive/", archive.archive, name="archive"),
+    path("c/<uuid:conversation_id>/unarchive/", archive.unarchive, name="unarchive"),
     path("c/<uuid:conversation_id>/settings/", views.conversation_settings, name="settings"),
     path("c/<uuid:conversation_id>/share/", sharing.share, name="share"),
     path("c/<uuid:conversation_id>/versions/<int:message_id>/", views.show_version, name="version"),

@@ -34,10 +34,12 @@ def _get_conversation_for_user(request: HttpRequest, conversation_id) -> Convers
 
 
 def _conversation_page(request: HttpRequest, query: str = "", page: int = 1):
-    # A chat joins the list with its first message (one given settings before that waits).
-    conversations = (
-        Conversation.objects.of(request.user).exclude(current_leaf=None).search(query).order_by("-pinned", "-updated_at")
-    )
+    # A chat joins the list with its first message (one given settings before that waits). An archived chat
+    # leaves it, but a search finds it.
+    conversations = Conversation.objects.of(request.user).exclude(current_leaf=None)
+    if not query.strip():
+        conversations = conversations.filter(archived_at=None)
+    conversations = conversations.search(query).order_by("-pinned", "-updated_at")
     return Paginator(conversations, CONVERSATIONS_PER_PAGE).get_page(page)
 
 
@@ -81,7 +83,7 @@ def _render_chat(request: HttpRequest, conversation: Conversation | None) -> Htt
 
 
 def home(request: HttpRequest) -> HttpResponse:
-    latest = Conversation.objects.of(request.user).order_by("-updated_at").first()
+    latest = Conversation.objects.of(request.user).filter(archived_at=None).order_by("-updated_at").first()
     if latest is not None:
         return redirect(latest)
     return _render_chat(request, None)

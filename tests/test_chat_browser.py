@@ -759,6 +759,28 @@ def test_deleting_the_open_conversation_closes_it_until_undone(page, upstream_se
     expect(page.locator('[data-role="user"]').last).to_have_text(re.compile("Delete me"))
 
 
+def test_an_archived_chat_comes_back_to_the_list_when_written_in(page, app, upstream_server):
+    upstream_server.enqueue(Stream(openai_text_stream("Filed away.")), Stream(openai_text_stream("Back again.")))
+    _send(page, "Archive me")
+    expect(_last_answer(page)).to_have_attribute("data-status", "done", timeout=15000)
+    item = page.locator(".conversation-item[aria-current=page]")
+    item_id = item.get_attribute("id")
+    item.get_by_label("Actions").click()
+    item.get_by_role("button", name="Archive").click()
+    expect(page.locator(f"#{item_id}")).to_have_text(re.compile("was archived"))
+    expect(page.get_by_role("status").filter(has_text="This chat is archived.")).to_be_visible()
+
+    page.reload()  # gone from the list, and the page still says why
+    expect(page.locator(f"#{item_id}")).to_have_count(0)
+    expect(page.get_by_text("This chat is archived.")).to_be_visible()
+    _send(page, "Still there?")
+    expect(page.locator(f"#conversation-list-items > #{item_id}")).to_have_count(1)
+    expect(page.get_by_text("This chat is archived.")).to_be_hidden()
+    expect(_last_answer(page)).to_have_attribute("data-status", "done", timeout=15000)
+    page.goto(f"{app.url}/c/archived/")
+    expect(page.get_by_text("No archived chats.")).to_be_visible()
+
+
 def test_a_new_chat_joins_the_list_once_below_the_pinned_ones(page, app, upstream_server):
     upstream_server.enqueue(Stream(openai_text_stream("Pinned answer.")), Stream(openai_text_stream("New answer.")))
     _send(page, "Pin this one")

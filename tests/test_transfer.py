@@ -435,7 +435,8 @@ json_values = st.recursive(
 )
 MESSAGE_KEYS = ["id", "parent", "role", "content", "reasoning", "reasoning_details", "status", "error_code", "model",
                 "provider", "prompt_tokens", "cost", "duration", "created_at"]  # fmt: skip
-SETTING_KEYS = ["title", "model", "temperature", "top_p", "max_tokens", "reasoning_effort", "provider_order", "pinned"]
+SETTING_KEYS = ["title", "model", "temperature", "top_p", "max_tokens", "reasoning_effort", "provider_order", "pinned",
+                "archived_at"]  # fmt: skip
 fuzz = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
