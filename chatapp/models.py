@@ -136,7 +136,7 @@ class Conversation(ChatSettings):
     @cached_property
     def form_urls(self) -> dict[str, str]:
         """Where each message's forms post: reversed once per page, not once per message of a long one."""
-        return {name: reverse(f"chat:{name}", args=[self.id]) for name in ("regenerate", "edit")}
+        return {name: reverse(f"chat:{name}", args=[self.id]) for name in ("regenerate", "edit", "branch")}
 
     def branch(self, messages: list["Message"] | None = None) -> list["Message"]:
         """The messages on screen: the path from the root to `current_leaf`."""

@@ -66,7 +66,8 @@ def shared(request: HttpRequest, token: str) -> HttpResponse:
     link = _shared(token)
     path = link.conversation.path_to(link.leaf_id)
     if request.method == "POST":
-        return redirect(transfer.copy_of(link.conversation, path, request.user))
+        chosen = {"title": link.conversation.title, "model": link.conversation.model}  # not the system prompt
+        return redirect(transfer.copy_of(link.conversation, path, request.user, chosen))
     for message in path:
         message.shared_files = message.files_linked(lambda file_id: reverse("shared_file", args=[token, file_id]))
     context = {"share": link, "conversation": link.conversation, "shown": path}  # "messages" are the flashes

@@ -48,7 +48,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_unicode_slug
 from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -56,7 +56,7 @@ from django.utils.http import content_disposition_header
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from chatapp import attachments, exchanges, uploads
 from chatapp.models import Attachment, ChatSettings, Conversation, Message, Preset, Prompt
@@ -103,14 +103,29 @@ def conversation_document(conversation: Conversation) -> dict:
     return {**_header(FORMAT), **_entry(conversation, rows, _files_by_id(rows))}
 
 
-def copy_of(conversation: Conversation, path: list[Message], owner) -> Conversation:
+def copy_of(conversation: Conversation, path: list[Message], owner, chosen: dict) -> Conversation:
     """A new conversation of `owner` holding the branch `path` of `conversation` (root first) with its files,
-    under its title and model: what a reader of a shared link sees, exported and imported."""
+    and the settings `chosen` (title, model, ...): exported and imported, so a copy is what an import makes."""
     entry = _entry(conversation, path, _files_by_id(path))
-    entry["conversation"] = {"title": conversation.title, "model": conversation.model}
+    entry["conversation"] = chosen
     entry["current_leaf"] = len(path)
     [copy] = save_imports(owner, [_read_entry(entry)])
     return copy
+
+
+@require_POST
+def branch(request: HttpRequest, conversation_id) -> HttpResponse:
+    """A new chat holding the branch on screen up to one answer, with the chat's settings: to go another way from
+    there and keep this chat as it is (LibreChat's fork, ChatGPT's "Branch in new chat")."""
+    conversation = _get_conversation_for_user(request, conversation_id)
+    answer = get_object_or_404(
+        conversation.messages.exclude(status=Message.Status.STREAMING),
+        id=exchanges.message_id(request.POST.get("message_id")),
+        role=Message.Role.ASSISTANT,
+    )
+    chosen = {name: getattr(conversation, name) for name in ChatSettings.SETTINGS}
+    chosen["title"] = (_("Branch · %(title)s") % {"title": conversation})[:200]
+    return redirect(copy_of(conversation, conversation.path_to(answer.id), request.user, chosen))
 
 
 def _files_of(rows: list[Message]):

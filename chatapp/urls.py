@@ -4,7 +4,7 @@ from django.urls import include, path
 from django.views.i18n import JavaScriptCatalog
 
 from accounts.views import set_language
-from chatapp import archive, attachments, health, sharing, views
+from chatapp import archive, attachments, health, sharing, transfer, views
 
 chat_patterns = [
     path("", views.home, name="home"),
@@ -14,6 +14,7 @@ chat_patterns = [
     path("c/<uuid:conversation_id>/", views.conversation, name="conversation"),
     path("c/<uuid:conversation_id>/send/", views.send, name="send"),
     path("c/<uuid:conversation_id>/regenerate/", views.regenerate, name="regenerate"),
+    path("c/<uuid:conversation_id>/branch/", transfer.branch, name="branch"),
     path("c/<uuid:conversation_id>/edit/", views.edit, name="edit"),
     path("c/<uuid:conversation_id>/stop/", views.stop, name="stop"),
     path("c/<uuid:conversation_id>/rename/", views.rename, name="rename"),

@@ -209,6 +209,30 @@ def test_an_answer_is_copied_with_its_button(page, app, upstream_server):
     assert page.evaluate("navigator.clipboard.readText()").strip() == "Copy me, all of me."
 
 
+def test_an_answer_branches_into_a_new_chat_that_goes_its_own_way(page, app, upstream_server):
+    upstream_server.enqueue(
+        Stream(openai_text_stream("Take the coast road.")),
+        Stream(openai_text_stream("Then the mountains.")),
+        Stream(openai_text_stream("Or the night train.")),
+    )
+    _send(page, "Which way?")
+    expect(_last_answer(page)).to_have_attribute("data-status", "done", timeout=15000)
+    _send(page, "And after that?")
+    expect(page.locator('[data-role="assistant"]')).to_have_count(2)
+    expect(_last_answer(page)).to_have_attribute("data-status", "done", timeout=15000)
+    original = page.url
+
+    page.locator('[data-role="assistant"]').first.get_by_role("button", name="Branch in new chat").click()
+    expect(page).not_to_have_url(original)
+    expect(page.locator("#chat-title")).to_have_text(re.compile("^Branch · "))
+    expect(page.locator(".message")).to_have_count(2)  # up to the answer branched from
+    expect(page.locator(".conversation-item[aria-current=page]")).to_have_text(re.compile("Branch · "))
+    _send(page, "What else?")
+    expect(_last_answer(page)).to_have_text(re.compile("Or the night train."), timeout=15000)
+    page.goto(original)
+    expect(page.locator(".message")).to_have_count(4)  # the chat branched from is as it was
+
+
 def test_a_chat_is_shared_from_its_header_and_read_and_continued_through_the_link(page, app, upstream_server):
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=app.url)
     upstream_server.enqueue(Stream(openai_text_stream("Shared **answer**.")))
