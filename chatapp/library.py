@@ -64,8 +64,8 @@ def presets(request: HttpRequest) -> HttpResponse:
     groups = picker_groups(form.providers, form.table)
     labels = {option.ref: option.label for group in groups for option in group.options}
     # "Start a chat" applies the preset to a chat not made yet: one new id each. A model no longer offered shows as
-    # its reference, as the picker names it.
-    rows = [(preset, labels.get(preset.model, preset.model), uuid.uuid4()) for preset in request.user.presets.all()]
+    # its reference, as the picker names it, and says so.
+    rows = [(preset, labels.get(preset.model), uuid.uuid4()) for preset in request.user.presets.all()]
     return render(request, "settings/presets.html", {"section": "presets", "form": form, "rows": rows})
 
 

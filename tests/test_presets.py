@@ -139,6 +139,9 @@ def test_a_preset_offers_only_the_models_the_server_allows_and_names_are_one_eac
 
     client.post("/settings/presets/", {**PIRATE, "name": "Corsair", "model": MINI, "reasoning_effort": ""})
     assert list(Preset.objects.values_list("name", "model")) == [("Corsair", MINI), ("Pirate", SONNET)]
+    listed = client.get("/settings/presets/").content.decode()
+    assert f"{SONNET}: no longer available" in listed  # the preset kept: its page says what became of its model
+    assert f"{MINI}: no longer available" not in listed and "GPT-4o-mini" in listed
 
 
 @pytest.mark.django_db

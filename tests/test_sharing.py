@@ -104,6 +104,7 @@ def test_with_public_links_anyone_reads_a_link_and_only_those_signed_in_continue
     assert '<meta name="robots" content="noindex">' in html
     assert f'href="/accounts/signin/?next={link}">Sign in to continue it' in html
     assert "Sign out" not in html and "/settings/" not in html
+    assert "alice" not in html and "Shared on " in html  # no username for readers from outside
     picture = re.search(r'src="(/s/[\w-]+/files/[0-9a-f-]+/)"', html).group(1)
     assert Client().get(picture).status_code == 200
 
