@@ -819,10 +819,49 @@ def test_a_new_chat_joins_the_list_once_below_the_pinned_ones(page, app, upstrea
     _send(page, "A newer chat")
     expect(_last_answer(page)).to_have_attribute("data-status", "done", timeout=15000)
     new_id = page.locator(".conversation-item[aria-current=page]").get_attribute("id")
-    ids = page.locator("#conversation-list-items > li").evaluate_all("items => items.map(item => item.id)")
+    ids = page.locator("#conversation-list-items > li.conversation-item").evaluate_all("items => items.map(i => i.id)")
     assert ids.count(new_id) == 1
     pinned_ids = page.locator("#conversation-list-items > li.pinned").evaluate_all("items => items.map(i => i.id)")
     assert ids.index(new_id) == len(pinned_ids)  # first after the pinned ones, as a reload would show it
+
+
+def test_the_list_is_grouped_by_when_each_chat_was_last_written_in(page, app, upstream_server):
+    manage(app.env, "shell", "-c", (
+        "from datetime import timedelta\n"
+        "from accounts.models import User\n"
+        "from django.utils import timezone\n"
+        "from chatapp.models import Conversation, Message\n"
+        "for title, days in (('Zebra, three days old', 3), ('Zebra, two months old', 62)):\n"
+        "    chat = Conversation.objects.create(owner=User.objects.get(username='alice'), title=title)\n"
+        "    chat.current_leaf = Message.objects.create(conversation=chat, role='user', content=title)\n"
+        "    chat.save()\n"
+        "    Conversation.objects.filter(pk=chat.pk).update(updated_at=timezone.now() - timedelta(days=days))\n"
+    ))  # fmt: skip
+    upstream_server.enqueue(Stream(openai_text_stream("Fresh.")))
+    _send(page, "Zebra, written today")
+    expect(_last_answer(page)).to_have_attribute("data-status", "done", timeout=15000)
+    page.get_by_role("searchbox", name="Search conversations").fill("zebra")
+    expect(page.locator("#conversation-list-items > li.conversation-item", has_not_text="Zebra")).to_have_count(0)
+    expect(page.locator("#conversation-list-items > li.conversation-item")).to_have_count(3)
+
+    def groups() -> list[str]:
+        """The list from the top: each heading, and under it the titles of its chats."""
+        return page.locator("#conversation-list-items > li").evaluate_all(
+            "items => items.map(i => i.classList.contains('list-group') ? '# ' + i.textContent : "
+            "i.querySelector('a').textContent.trim())"
+        )
+
+    month = page.evaluate("new Date(Date.now() - 62 * 864e5).toLocaleDateString('en', {month: 'long', year: 'numeric'})")
+    listed = groups()
+    assert listed[0] == "# Today" and listed[1].startswith("Zebra, written today"), listed
+    assert listed[2:] == ["# Previous 7 days", "Zebra, three days old", f"# {month}", "Zebra, two months old"]
+
+    item = page.locator(".conversation-item", has_text="three days old")
+    item.get_by_label("Actions").click()
+    item.get_by_role("button", name="Pin").click()  # the list is drawn again: the headings follow
+    expect(page.locator("#conversation-list-items > li").first).to_have_text("Pinned")
+    listed = groups()
+    assert listed[:3] == ["# Pinned", "📌 Zebra, three days old", "# Today"] and "# Previous 7 days" not in listed
 
 
 def test_pinning_from_a_search_keeps_the_search(page, upstream_server):
