@@ -107,3 +107,11 @@ async def test_writing_in_an_archived_chat_brings_it_back(alice, openrouter):
     assert 'id="archived-notice" class="archived-notice" role="status" hidden hx-swap-oob="true"' in frames
     assert (await Conversation.objects.aget(pk=chat.pk)).archived_at is None
     await socket.close()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("action", "said"), [("archive", "was archived."), ("delete", "was deleted.")])
+def test_the_place_a_chat_leaves_names_it_as_text(alice_client, alice, action, said):
+    chat = _chat(alice, "<b>Tom & Jerry</b>")
+    html = alice_client.post(f"/c/{chat.id}/{action}/", HTTP_HX_REQUEST="true").content.decode()
+    assert f"“&lt;b&gt;Tom &amp; Jerry&lt;/b&gt;” {said}" in html and "<b>" not in html

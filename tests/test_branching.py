@@ -3,18 +3,11 @@
 import pytest
 from django.test import Client
 
-from chatapp.models import Attachment, Conversation, Message
+from chatapp.models import Attachment, Conversation
 from tests.test_attachments import PNG, _attach, upload
+from tests.test_sharing import MODEL, _answer
 
 pytestmark = pytest.mark.django_db
-
-MODEL = "fake/model@openrouter"
-
-
-def _answer(message: Message, content: str, **fields) -> Message:
-    Message.objects.filter(pk=message.pk).update(content=content, status="done", **fields)
-    message.refresh_from_db()
-    return message
 
 
 @pytest.fixture
