@@ -35,7 +35,7 @@ def _branch(client, chat, message_id):
 def test_a_branch_is_a_new_chat_up_to_the_answer_with_the_chats_settings_and_files(chat, alice, alice_client):
     second = chat.branch()[1]
     page = alice_client.get(chat.get_absolute_url()).content.decode()
-    assert page.count(f'action="/c/{chat.id}/branch/"') == 2  # under each answer on screen
+    assert page.count(f'formaction="/c/{chat.id}/branch/"') == 2  # under each answer on screen
     response = _branch(alice_client, chat, second.id)
 
     copy = Conversation.objects.exclude(pk=chat.pk).get(owner=alice)

@@ -739,6 +739,10 @@ def test_without_javascript_a_chat_can_send_regenerate_edit_and_stop(browser, ap
     else:
         raise AssertionError("the stop never reached the server")
     expect(_last_answer(page)).to_have_attribute("data-status", "stopped", timeout=15000)
+    chat_url = page.url
+    page.locator('[data-role="assistant"]').first.get_by_role("button", name="Branch in new chat").click()
+    expect(page.locator("#chat-title")).to_have_text(re.compile("^Branch · "))
+    assert page.url != chat_url and page.locator(".message").count() == 2
     context.close()
 
 

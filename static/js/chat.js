@@ -98,6 +98,12 @@
     if (form && form.id !== "stop-form") { sentHere = true; }
   });
 
+  // "Branch in new chat" shares its answer's form with Regenerate, which goes over the socket (ws-send); it goes to
+  // its own page instead. Stopped before the form's own listeners (htmx's), the browser posts it to its formaction.
+  document.addEventListener("submit", function (event) {
+    if (event.submitter && event.submitter.hasAttribute("data-branch")) { event.stopPropagation(); }
+  }, true);
+
   // The header's panels (settings, share) drop down over the messages: Esc, or a click elsewhere, folds the open one.
   function openPanel() { return document.querySelector("#chat-header details[open]"); }
   document.addEventListener("keydown", function (event) {
