@@ -10,10 +10,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
-from django_htmx.http import HttpResponseClientRefresh
 
 from chatapp.models import Conversation
-from chatapp.views import _get_conversation_for_user, _is_open
+from chatapp.views import _get_conversation_for_user, _is_open, back_in_list
 
 ARCHIVED_PER_PAGE = 50
 
@@ -42,8 +41,4 @@ def unarchive(request: HttpRequest, conversation_id) -> HttpResponse:
     chat = _get_conversation_for_user(request, conversation_id)
     chat.archived_at = None
     chat.save(update_fields=["archived_at"])
-    if request.htmx and _is_open(request, chat):
-        return HttpResponseClientRefresh()  # its page loses its notice, its list gains it
-    if request.htmx:
-        return render(request, "chatapp/_conversation_list_item.html", {"item": chat, "oob": False})
-    return redirect(chat)
+    return back_in_list(request, chat)

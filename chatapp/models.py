@@ -85,10 +85,14 @@ class ChatSettings(models.Model):
     class Meta:
         abstract = True
 
+    def chat_settings(self) -> dict:
+        """The settings, by name: to copy to another chat or preset, or to export."""
+        return {name: getattr(self, name) for name in self.SETTINGS}
+
     def copy_settings_from(self, other: "ChatSettings") -> None:
         """Take `other`'s settings as they are (not saved)."""
-        for name in self.SETTINGS:
-            setattr(self, name, getattr(other, name))
+        for name, value in other.chat_settings().items():
+            setattr(self, name, value)
 
 
 class Conversation(ChatSettings):

@@ -59,7 +59,7 @@ from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from chatapp import attachments, exchanges, uploads
-from chatapp.models import Attachment, ChatSettings, Conversation, Message, Preset, Prompt
+from chatapp.models import Attachment, Conversation, Message, Preset, Prompt
 from chatapp.views import _get_conversation_for_user
 from providers.registry import get_provider
 
@@ -123,7 +123,7 @@ def branch(request: HttpRequest, conversation_id) -> HttpResponse:
         id=exchanges.message_id(request.POST.get("message_id")),
         role=Message.Role.ASSISTANT,
     )
-    chosen = {name: getattr(conversation, name) for name in ChatSettings.SETTINGS}
+    chosen = conversation.chat_settings()
     chosen["title"] = (_("Branch · %(title)s") % {"title": conversation})[:200]
     return redirect(copy_of(conversation, conversation.path_to(answer.id), request.user, chosen))
 
@@ -260,7 +260,7 @@ async def _backup(user) -> AsyncIterator[str]:
         separator = ",\n"
     library = {
         "presets": [
-            {"name": preset.name, **{name: getattr(preset, name) for name in ChatSettings.SETTINGS}}
+            {"name": preset.name, **preset.chat_settings()}
             async for preset in Preset.objects.filter(owner=user)
         ],
         "prompts": [

@@ -245,8 +245,14 @@ def restore(request: HttpRequest, conversation_id) -> HttpResponse:
     chat = get_object_or_404(Conversation, id=conversation_id, owner=request.user, deleted_at__isnull=False)
     chat.deleted_at = None
     chat.save(update_fields=["deleted_at"])
+    return back_in_list(request, chat)
+
+
+def back_in_list(request: HttpRequest, chat: Conversation) -> HttpResponse:
+    """A chat restored or unarchived: its own page drawn again whole (composer, no notice), or its place in the
+    list; without htmx, its page."""
     if request.htmx and _is_open(request, chat):
-        return HttpResponseClientRefresh()  # its page comes back whole, composer included
+        return HttpResponseClientRefresh()
     if request.htmx:
         return render(request, "chatapp/_conversation_list_item.html", {"item": chat, "oob": False})
     return redirect(chat)
