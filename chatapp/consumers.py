@@ -104,6 +104,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             "stop": self._on_stop,
             "regenerate": self._on_regenerate,
             "retry": self._on_regenerate,
+            "continue": self._on_continue,
             "edit": self._on_edit,
             "follow": self._on_follow,
         }.get(action.get("action", "send"))
@@ -130,6 +131,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def _on_regenerate(self, action: dict) -> None:
         answer_id = exchanges.message_id(action.get("message_id"))
         await self._start(exchanges.start_regeneration, answer_id, str(action.get("model", "")))
+
+    async def _on_continue(self, action: dict) -> None:
+        await self._start(exchanges.start_continuation, exchanges.message_id(action.get("message_id")))
 
     async def _on_edit(self, action: dict) -> None:
         text = str(action.get("message", "")).strip()
@@ -172,7 +176,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._send_notice(refused.reason)
             return
         self.owned = True  # the start found it this user's (exchanges._locked)
-        self.shown[answer.id] = (0, 0)
+        self.shown[answer.id] = (len(answer.content), len(answer.reasoning))  # a continued answer's, drawn below
         first_new = answer.parent_id if new_question else answer.id
         await self._send_html(
             self._branch_html(conversation, branch, first_new, first_message=new_chat and len(branch) == 2)

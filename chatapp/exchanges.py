@@ -1,4 +1,4 @@
-"""Starting an answer: a new question, a regeneration or an edit.
+"""Starting an answer: a new question, a regeneration, an edit, or more of one cut short.
 
 Each runs in one transaction with the conversation row locked, so two tabs
 cannot start two answers in one conversation at once.
@@ -103,6 +103,15 @@ def start_regeneration(user, conversation_id: uuid.UUID, message_id: int | None,
         if answer is None or answer.parent is None:
             raise Refused(_("There is no answer to regenerate."))
         return conversation, conversation.regenerate(answer, model or conversation.model or answer.model)
+
+
+def start_continuation(user, conversation_id: uuid.UUID, message_id: int | None) -> Started:
+    """More of an answer cut short (Message.cut_short), the last of its branch, written on in place by its model."""
+    with _locked(user, conversation_id) as conversation:
+        answer = conversation.messages.filter(pk=message_id, role=Message.Role.ASSISTANT).first()
+        if answer is None or not answer.cut_short or conversation.messages.filter(parent=answer).exists():
+            raise Refused(_("There is no answer to continue."))
+        return conversation, conversation.resume(answer)
 
 
 def start_edit(user, conversation_id: uuid.UUID, message_id: int | None, text: str, model: str = "") -> Started:

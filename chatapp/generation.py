@@ -10,7 +10,9 @@ a heartbeat in the cache tells other processes it is alive.
 
 Every delta carries the offset at which it starts, so a socket that joins
 mid-stream (reload, second tab, another process) can splice the snapshot and
-the live deltas without losing or doubling a character.
+the live deltas without losing or doubling a character. An answer continued
+(Continue, under one cut short) starts with its text so far: the new text
+follows it at its offsets, and its tokens, cost and time add to its own.
 """
 
 import asyncio
@@ -104,6 +106,28 @@ class Progress:
     first_token_at: float | None = None
     reasoning_seconds: float | None = None
     rewound: bool = False  # the text published was reasoning: the next frame sends both parts again
+    # An answer continued: its text before, which the new text follows, and which the page shows already.
+    prefix: str = ""
+
+    @classmethod
+    def of(cls, message: Message) -> "Progress":
+        """Where `message` starts: empty for a new answer, its text and reasoning so far for one continued."""
+        progress = cls(
+            prefix=message.content,
+            reasoning_seconds=message.reasoning_duration,
+            reasoning_details=list(message.reasoning_details),
+        )
+        progress.content_text.append(message.content)
+        progress.reasoning_text.append(message.reasoning)
+        progress.published_content, progress.published_reasoning = len(message.content), len(message.reasoning)
+        return progress
+
+    def content_was_reasoning(self, text: str) -> None:
+        """What this stream wrote as the answer was reasoning (`text`, a lone `</think>` came): the prefix stays."""
+        self.content_text = GrowingText()
+        self.content_text.append(self.prefix)
+        self.reasoning_text.append(text)
+        self.rewound = True
 
     @property
     def content(self) -> str:
@@ -128,7 +152,7 @@ class Generation:
         self.message = message
         self.conversation = conversation
         self._branch = branch
-        self.progress = Progress()
+        self.progress = Progress.of(message)
         self.layer = get_channel_layer()
         self.task: asyncio.Task | None = None
         self._stream_task: asyncio.Task | None = None
@@ -141,6 +165,8 @@ class Generation:
         self._finish: events.Finish | None = None
         self._error: events.StreamError | None = None
         self._model_name = ""
+        # Continued after a question asking for the rest (not a prefill): the first text may need a space before it.
+        self._joint = False
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -216,6 +242,7 @@ class Generation:
         request, endpoint = prepared
         self.message.provider = request.provider.slug
         self._model_name = request.model
+        self._joint = bool(self.progress.prefix) and request.messages[-1].role != "assistant"
         from providers.completion import stream_completion
 
         async for event in stream_completion(request, endpoint):
@@ -225,6 +252,8 @@ class Generation:
         progress = self.progress
         match event:
             case events.TextDelta(text=text):
+                if self._joint and text:
+                    text, self._joint = joined(progress.prefix, text), False
                 if progress.first_token_at is None:
                     progress.first_token_at = time.monotonic()
                 if progress.reasoning_text and progress.reasoning_seconds is None:
@@ -232,9 +261,7 @@ class Generation:
                 progress.content_text.append(text)
                 self._schedule_flush()
             case events.TextWasReasoning(text=text):
-                progress.content_text = GrowingText()
-                progress.reasoning_text.append(text)
-                progress.rewound = True
+                progress.content_was_reasoning(text)
                 self._schedule_flush()
             case events.ReasoningDelta(text=text):
                 if progress.first_token_at is None:
@@ -245,7 +272,7 @@ class Generation:
                 self._usage = event
             case events.Finish():
                 self._finish = event
-                progress.reasoning_details = list(event.reasoning_details)
+                progress.reasoning_details += event.reasoning_details  # a continued answer keeps its earlier ones
             case events.StreamError():
                 self._error = event
 
@@ -332,17 +359,15 @@ class Generation:
         message.status = status
         message.error = self._error.message if self._error else ""
         message.error_code = error_code(self._error) if self._error else ""
-        message.duration = now - progress.started
-        if progress.first_token_at is not None:
+        # A continued answer adds this request's time, tokens and cost to its own, and keeps its first token's time.
+        message.duration = (message.duration or 0.0) + now - progress.started
+        if progress.first_token_at is not None and message.time_to_first_token is None:
             message.time_to_first_token = progress.first_token_at - progress.started
         if self._finish is not None:
             message.finish_reason = self._finish.reason
         if self._usage is not None:
-            message.prompt_tokens = self._usage.prompt_tokens
-            message.completion_tokens = self._usage.completion_tokens
-            message.reasoning_tokens = self._usage.reasoning_tokens
-            message.cached_tokens = self._usage.cached_tokens
-            message.cost = self._usage.cost
+            for name in ("prompt_tokens", "completion_tokens", "reasoning_tokens", "cached_tokens", "cost"):
+                setattr(message, name, _sum(getattr(message, name), getattr(self._usage, name)))
         from chatapp.rendering import render_markdown
 
         message.content_html = render_markdown(message.content)
@@ -375,6 +400,22 @@ class Generation:
             status_code=_status_code(status, self._error),
             error=self._error.message if self._error else "",
         )
+
+
+def _sum(before, now):
+    """A count or cost so far plus this request's; None while neither is known."""
+    return now if before is None else before if now is None else before + now
+
+
+def joined(prefix: str, text: str) -> str:
+    """`text` to follow `prefix`, a space between them where a model answering anew would leave words run together.
+
+    A model asked to go on from where it stopped starts its answer without
+    one, while a length limit or a stop almost always falls between words.
+    """
+    if prefix and (prefix[-1].isalnum() or prefix[-1] in ".,;:!?") and text[0].isalnum():
+        return " " + text
+    return text
 
 
 def _status_code(status: str, error: events.StreamError | None) -> int:

@@ -140,7 +140,7 @@ class Conversation(ChatSettings):
     @cached_property
     def form_urls(self) -> dict[str, str]:
         """Where each message's forms post: reversed once per page, not once per message of a long one."""
-        return {name: reverse(f"chat:{name}", args=[self.id]) for name in ("regenerate", "edit", "branch")}
+        return {name: reverse(f"chat:{name}", args=[self.id]) for name in ("regenerate", "edit", "branch", "continue")}
 
     def branch(self, messages: list["Message"] | None = None) -> list["Message"]:
         """The messages on screen: the path from the root to `current_leaf`."""
@@ -218,16 +218,31 @@ class Conversation(ChatSettings):
         """An edited question starts a new branch beside the original, with the original's attachments."""
         return self.add_exchange(text, question.parent_id, model, question.attachments)
 
+    def resume(self, answer: "Message") -> "Message":
+        """`answer`, cut short, written on: the model goes on from its text, in place (chatapp.generation)."""
+        answer.status = Message.Status.STREAMING
+        answer.error_code = answer.error = answer.finish_reason = ""
+        # White space at its end shows as nothing, and the model's next words bring their own (Anthropic refuses a
+        # prefill that ends in it: chatapp.upstream.continuation).
+        answer.content = answer.content.rstrip()
+        answer.save(update_fields=["status", "error_code", "error", "finish_reason", "content", "updated_at"])
+        self._written_in(answer)  # by the model that wrote it: the chat's model stays as the picker has it
+        return answer
+
     def _start_answer(self, question: "Message", model: str) -> "Message":
         answer = self.messages.create(
             parent=question, role=Message.Role.ASSISTANT, status=Message.Status.STREAMING, model=model
         )
+        self._written_in(answer, model)
+        return answer
+
+    def _written_in(self, answer: "Message", model: str | None = None) -> None:
+        """`answer` is being written: it is the leaf on screen, `model` the chat's, and the chat back in the list."""
         self.current_leaf = answer
-        self.model = model
+        self.model = self.model if model is None else model
         self.unarchived = self.archived_at is not None  # written in again: back in the list
         self.archived_at = None
         self.save(update_fields=["current_leaf", "model", "archived_at", "updated_at"])
-        return answer
 
 
 class Outline(NamedTuple):
@@ -423,6 +438,16 @@ class Message(models.Model):
     @property
     def is_final(self) -> bool:
         return self.status != self.Status.STREAMING
+
+    @property
+    def cut_short(self) -> bool:
+        """An answer the model had not finished, with text to go on from (chatapp.exchanges.start_continuation):
+        cut at its length limit, stopped, interrupted, or ended by an error on the way."""
+        return (
+            self.role == self.Role.ASSISTANT
+            and bool(self.content)
+            and (self.finish_reason == "length" or self.status not in (self.Status.DONE, self.Status.STREAMING))
+        )
 
     def render(self) -> str:
         """Sanitised Markdown of the content, cached on the row once final."""

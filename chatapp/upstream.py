@@ -12,12 +12,17 @@ from providers.completion import ChatMessage, CompletionRequest, is_image
 from providers.credentials import CredentialError, Endpoint, UserCredentials
 from providers.database import database_sync_to_async
 from providers.model_table import ModelTable
-from providers.registry import get_provider
+from providers.registry import Provider, get_provider
 
 CHARS_PER_TOKEN = 3.5  # a cautious estimate: we cannot run every provider's tokenizer
 TOKENS_PER_MESSAGE = 4
 TOKENS_PER_IMAGE = 1600  # about what Anthropic and OpenAI count for a large image
 ANSWER_RESERVE = 4096  # room left for the answer when max_tokens is not set
+# After an answer cut short, where the API does not take it as the start of the answer to write (a prefill).
+CONTINUE_INSTRUCTION = (
+    "Your answer above was cut off. Continue it from exactly where it stops, without repeating any of it and "
+    "without a preamble."
+)
 
 
 def estimated_tokens(text: str) -> int:
@@ -60,12 +65,14 @@ def history_for(
 ) -> tuple[list[ChatMessage], int | None]:
     """The branch up to (not including) `answer` as the provider will see it, and where it was cut to fit.
 
-    The cut is the id of the oldest message kept, or None when all fit. The
-    conversation's messages are read unless `branch`, the path to `answer`
-    already read, is given. Files are named, their bytes still to read
-    (attachments.aread).
+    An answer continued (its text so far, Progress.of) comes last, as its
+    model's own. The cut is the id of the oldest message kept, or None when
+    all fit. The conversation's messages are read unless `branch`, the path
+    to `answer` already read, is given. Files are named, their bytes still to
+    read (attachments.aread).
     """
-    path = [m for m in conversation.path_to(answer.parent_id, branch) if m.content or m.role == Message.Role.USER]
+    leaf_id = answer.id if answer.content else answer.parent_id
+    path = [m for m in conversation.path_to(leaf_id, branch) if m.content or m.role == Message.Role.USER]
     cut = fit_to_context(path, conversation.system_prompt, context_length, conversation.max_tokens)
     history = [
         ChatMessage(
@@ -78,6 +85,20 @@ def history_for(
         for m in path[cut:]
     ]
     return history, path[cut].id if cut else None
+
+
+def continuation(history: list[ChatMessage], provider: Provider, thinking: bool) -> list[ChatMessage]:
+    """`history` ending in an answer cut short, asking for the rest of it.
+
+    OpenRouter and Anthropic take a last assistant message as the start of
+    the answer to write (a prefill), so the model goes on mid-sentence
+    (Anthropic not with thinking on). Other APIs would answer it anew: there
+    a question after it asks for the rest.
+    """
+    *before, partial = history
+    if provider.prefills and not (thinking and provider.protocol == "anthropic-messages"):
+        return [*before, ChatMessage(role="assistant", content=partial.content)]  # its thinking is not sent back
+    return [*history, ChatMessage(role="user", content=CONTINUE_INSTRUCTION)]
 
 
 def routing_for(conversation: Conversation) -> dict | None:
@@ -119,6 +140,8 @@ async def prepare_request(
         history, cut_at = await database_sync_to_async(history_for)(conversation, answer, context_length)
     else:
         history, cut_at = history_for(conversation, answer, context_length, branch)
+    if answer.content:
+        history = continuation(history, provider, thinking=bool(conversation.reasoning_effort))
     files = [part for message in history for part in message.files]
     if entry is not None and entry.text_only and any(part.is_image for part in files):
         return events.StreamError(answer.model, code="no_image_input", status=400)

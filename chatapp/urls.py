@@ -14,6 +14,7 @@ chat_patterns = [
     path("c/<uuid:conversation_id>/", views.conversation, name="conversation"),
     path("c/<uuid:conversation_id>/send/", views.send, name="send"),
     path("c/<uuid:conversation_id>/regenerate/", views.regenerate, name="regenerate"),
+    path("c/<uuid:conversation_id>/continue/", views.continue_answer, name="continue"),
     path("c/<uuid:conversation_id>/branch/", transfer.branch, name="branch"),
     path("c/<uuid:conversation_id>/edit/", views.edit, name="edit"),
     path("c/<uuid:conversation_id>/stop/", views.stop, name="stop"),

@@ -160,6 +160,13 @@ async def regenerate(request: HttpRequest, conversation_id) -> HttpResponse:
 
 
 @require_POST
+async def continue_answer(request: HttpRequest, conversation_id) -> HttpResponse:
+    """More of an answer cut short, written on in place."""
+    answer_id = exchanges.message_id(request.POST.get("message_id"))
+    return await _start_from_form(request, conversation_id, exchanges.start_continuation, answer_id)
+
+
+@require_POST
 async def edit(request: HttpRequest, conversation_id) -> HttpResponse:
     """An edited question, sent again as a new branch."""
     text = request.POST.get("message", "").strip()

@@ -36,6 +36,8 @@ class Provider:
     messages_path: str = ""  # an Anthropic-compatible endpoint, where there is one
     generation_path: str = ""  # OpenRouter's cost look-up
     icon: str = ""
+    # A last assistant message is the start of the answer to write, not one to answer (chatapp.upstream.continuation).
+    prefills: bool = False
 
     @property
     def needs_key(self) -> bool:
@@ -122,6 +124,7 @@ PROVIDERS: dict[str, Provider] = {
             reasoning="openrouter",
             builtin_models=("openrouter/auto",),
             icon="icons/openrouter.svg",
+            prefills=True,
         ),
         Provider(
             slug="openai",
@@ -151,6 +154,7 @@ PROVIDERS: dict[str, Provider] = {
             reasoning="anthropic",
             builtin_models=("claude-sonnet-4-5", "claude-opus-4-1", "claude-haiku-4-5"),
             icon="icons/anthropic.svg",
+            prefills=True,
         ),
         Provider(
             slug="deepseek",

@@ -662,6 +662,26 @@ def test_regenerate_and_edit_make_versions(page, upstream_server):
     assert upstream_server.chat_requests[-1].json["messages"][-1]["content"] == "A better question"
 
 
+def test_an_answer_cut_at_its_length_limit_is_continued_in_place(page, upstream_server):
+    upstream_server.enqueue(Stream(openai_text_stream("Foxes are", finish_reason="length")),
+                            Stream(openai_text_stream(" quick" * 30 + " and clever."), delay=0.03))  # fmt: skip
+    _send(page, "Tell me about foxes")
+    answer = _last_answer(page)
+    expect(answer).to_have_attribute("data-status", "done")
+    expect(answer.locator(".meta")).to_contain_text("Cut off at the length limit")
+    asked = len(upstream_server.chat_requests)
+    answer.get_by_role("button", name="Continue").click()
+    expect(answer).to_have_attribute("data-status", "streaming")  # the same answer, written on
+    expect(answer).to_have_attribute("data-status", "done")
+    whole = "Foxes are" + " quick" * 30 + " and clever."
+    expect(answer.locator('[data-part="content"]')).to_have_text(whole)
+    expect(answer.get_by_role("button", name="Continue")).to_have_count(0)
+    expect(page.locator('[data-role="assistant"]')).to_have_count(1)
+    assert len(upstream_server.chat_requests) == asked + 1  # over the socket, once: no form was posted too
+    page.reload()
+    expect(_last_answer(page).locator('[data-part="content"]')).to_have_text(whole)
+
+
 def test_regenerate_takes_the_model_the_picker_shows(page, upstream_server):
     upstream_server.enqueue(Stream(openai_text_stream("By the first.")),
                             Stream(openai_text_stream("By the small one.")))  # fmt: skip

@@ -35,6 +35,10 @@ def message_meta(message) -> SafeString:
     spans = []  # every text in them escaped here, numbers included (a locale's separators are text too)
     if message.status == message.Status.STOPPED:
         spans.append(f'<span class="meta-stopped">{escape(gettext("Stopped"))}</span>')
+    elif message.finish_reason == "length":
+        cut = gettext("Cut off at the length limit")
+        title = gettext("The model reached the most tokens it may write (max tokens): Continue asks for the rest.")
+        spans.append(f'<span class="meta-stopped" title="{escape(title)}">{escape(cut)}</span>')
     if message.model:
         spans.append(f'<span class="meta-model" title="{escape(message.model)}">{escape(message.model_name)}</span>')
     if tokens := message.token_counts():
