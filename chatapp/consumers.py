@@ -24,6 +24,7 @@ from django.utils.translation import gettext_lazy as _
 from chatapp import attachments, exchanges, generation
 from chatapp.languages import language_for_scope
 from chatapp.models import BranchWindow, Conversation, Message, position
+from chatapp.variables import Reader
 from providers.database import database_sync_to_async
 
 logger = logging.getLogger(__name__)
@@ -182,7 +183,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self._branch_html(conversation, branch, first_new, first_message=new_chat and len(branch) == 2)
             + self._render("chatapp/_notice.html", {"text": ""})  # taken: an earlier refusal's notice goes
         )
-        generation.Generation(answer, conversation, branch).start()
+        reader = Reader.of(self.user, self.language, self.scope.get("cookies", {}))
+        generation.Generation(answer, conversation, branch, reader).start()
 
     # -- frames from generations ----------------------------------------------
 

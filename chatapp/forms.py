@@ -40,6 +40,12 @@ class ChatSettingsForm(forms.ModelForm):
         fields = ChatSettings.SETTINGS
         labels = {"system_prompt": _("System prompt"), "allow_fallbacks": _("Allow other providers as fallbacks")}
         widgets = {"system_prompt": forms.Textarea(attrs={"rows": 4})}
+        help_texts = {
+            "system_prompt": _(
+                "{{CURRENT_DATE}}, {{CURRENT_TIME}}, {{CURRENT_WEEKDAY}}, {{USER_NAME}} and {{USER_LANGUAGE}} are "
+                "filled in as each message is sent."
+            )
+        }
 
     def __init__(self, *args, providers: list[str], table: ModelTable, **kwargs):
         super().__init__(*args, **kwargs)

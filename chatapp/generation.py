@@ -147,11 +147,15 @@ class Progress:
 
 
 class Generation:
-    def __init__(self, message: Message, conversation: Conversation, branch: list[Message] | None = None):
-        """`branch`: the path to `message`, if the caller has just read it (spares reading it again)."""
+    def __init__(
+        self, message: Message, conversation: Conversation, branch: list[Message] | None = None, reader=None
+    ):
+        """`branch`: the path to `message`, if the caller has just read it (spares reading it again); `reader`
+        (chatapp.variables.Reader): who asked, for the variables of the system prompt."""
         self.message = message
         self.conversation = conversation
         self._branch = branch
+        self._reader = reader
         self.progress = Progress.of(message)
         self.layer = get_channel_layer()
         self.task: asyncio.Task | None = None
@@ -234,7 +238,7 @@ class Generation:
     async def _stream(self) -> None:
         from chatapp.upstream import prepare_request
 
-        prepared = await prepare_request(self.conversation, self.message, self._branch)
+        prepared = await prepare_request(self.conversation, self.message, self._branch, self._reader)
         self._branch = None  # not kept for the length of the answer
         if isinstance(prepared, events.StreamError):
             self._error = prepared

@@ -7,6 +7,7 @@ the conversation's settings.
 
 from chatapp import attachments
 from chatapp.models import Conversation, Message
+from chatapp.variables import Reader, filled_in
 from providers import events
 from providers.completion import ChatMessage, CompletionRequest, is_image
 from providers.credentials import CredentialError, Endpoint, UserCredentials
@@ -113,9 +114,10 @@ def routing_for(conversation: Conversation) -> dict | None:
 
 
 async def prepare_request(
-    conversation: Conversation, answer: Message, branch: list[Message] | None = None
+    conversation: Conversation, answer: Message, branch: list[Message] | None = None, reader: Reader | None = None
 ) -> tuple[CompletionRequest, Endpoint] | events.StreamError:
-    """The request to send for `answer`, or the error that prevents it.
+    """The request to send for `answer`, or the error that prevents it; its system prompt's variables filled in for
+    `reader`.
 
     `branch` is the path to `answer` if the caller has just read it (the
     chat socket shows it before the answer starts): then the history costs
@@ -153,7 +155,7 @@ async def prepare_request(
         provider=provider,
         model=model,
         messages=history,
-        system=conversation.system_prompt,
+        system=filled_in(conversation.system_prompt, reader),
         temperature=conversation.temperature,
         top_p=conversation.top_p,
         max_tokens=conversation.max_tokens,

@@ -19,6 +19,7 @@ from chatapp.forms import ConversationSettingsForm, PresetChoiceForm, RenameForm
 from chatapp.generation import Generation, interrupt_orphans, request_stop
 from chatapp.models import BranchWindow, Conversation, Message, Preset, Prompt
 from chatapp.picker import default_model_ref, picker_context
+from chatapp.variables import Reader
 from providers.credentials import reachable_providers
 from providers.model_table import ModelTable
 
@@ -125,7 +126,7 @@ async def _start_from_form(request: HttpRequest, conversation_id, start, *args) 
         conversation, answer = await sync_to_async(start)(user, conversation_id, *args)
     except exchanges.Refused as refused:
         return await _refused(request, conversation_id, refused.reason)
-    Generation(answer, conversation).start()
+    Generation(answer, conversation, reader=Reader.of(user, request.LANGUAGE_CODE, request.COOKIES)).start()
     return redirect(conversation)
 
 

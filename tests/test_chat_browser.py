@@ -72,8 +72,14 @@ def browser():
 
 @pytest.fixture
 def page(browser, app) -> Page:
-    context = browser.new_context(viewport={"width": 1100, "height": 800})
-    page = context.new_page()
+    page = _signed_in(browser, app)
+    yield page
+    page.context.close()
+
+
+def _signed_in(browser, app, **options) -> Page:
+    """Alice's new chat, in a browser context of its own (`options`: Playwright's, for the context)."""
+    page = browser.new_context(viewport={"width": 1100, "height": 800}, **options).new_page()
     page.dialogs = []
     page.dismiss_dialogs = lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss())
     page.on("dialog", page.dismiss_dialogs)
@@ -83,8 +89,7 @@ def page(browser, app) -> Page:
     page.get_by_role("button", name="Sign in").click()
     page.goto(f"{app.url}/c/new/")
     expect(page.get_by_role("textbox", name="Message")).to_be_visible()
-    yield page
-    context.close()
+    return page
 
 
 def _last_answer(page: Page):
@@ -680,6 +685,21 @@ def test_an_answer_cut_at_its_length_limit_is_continued_in_place(page, upstream_
     assert len(upstream_server.chat_requests) == asked + 1  # over the socket, once: no form was posted too
     page.reload()
     expect(_last_answer(page).locator('[data-part="content"]')).to_have_text(whole)
+
+
+def test_the_system_prompt_tells_the_model_the_time_where_the_reader_is(browser, app, upstream_server):
+    page = _signed_in(browser, app, timezone_id="Pacific/Auckland")
+    upstream_server.enqueue(Stream(openai_text_stream("Good evening.")))
+    header = page.locator("#chat-header")
+    header.get_by_text("Chat settings", exact=True).click()
+    header.get_by_label("System prompt").fill("It is {{CURRENT_DATETIME}} in {{CURRENT_TIMEZONE}}.")
+    header.get_by_role("button", name="Save").click()
+    expect(header.get_by_role("status")).to_have_text("Saved.")
+    _send(page, "What time is it?")
+    expect(_last_answer(page)).to_have_attribute("data-status", "done")
+    system = upstream_server.chat_requests[-1].json["messages"][0]["content"]
+    assert re.fullmatch(r"It is \d{4}-\d\d-\d\d \d\d:\d\d:\d\d in Pacific/Auckland\.", system), system
+    page.context.close()
 
 
 def test_regenerate_takes_the_model_the_picker_shows(page, upstream_server):

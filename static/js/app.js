@@ -9,6 +9,12 @@
     root.dataset.theme = stored;
   }
 
+  // The reader's time zone, for the variables of a system prompt ({{CURRENT_TIME}}: chatapp/variables.py).
+  try {
+    var zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    if (zone) { document.cookie = "tz=" + zone + "; path=/; max-age=31536000; SameSite=Lax"; }
+  } catch (error) { /* without Intl: the server's time zone */ }
+
   document.addEventListener("click", function (event) {
     var toggle = event.target.closest("[data-theme-toggle]");
     if (toggle) {
