@@ -4,7 +4,7 @@ from django.urls import path
 from django.views.generic import RedirectView
 
 from accounts import settings_views as account
-from chatapp import library, sharing
+from chatapp import all_chats, library, sharing
 from providers import settings_views as provider
 
 app_name = "settings"
@@ -20,6 +20,11 @@ urlpatterns = [
     path("tokens/<int:token_id>/revoke/", account.token_revoke, name="token_revoke"),
     path("preferences/", account.preferences, name="preferences"),
     path("shared/", sharing.shared_links, name="shared"),
+    path("chats/", all_chats.chats, name="chats"),
+    path("chats/archive/", all_chats.archive_all, name="chats_archive"),
+    path("chats/unarchive/", all_chats.unarchive_all, name="chats_unarchive"),
+    path("chats/delete/", all_chats.delete_all, name="chats_delete"),
+    path("chats/restore/", all_chats.restore_all, name="chats_restore"),
     path("presets/", library.presets, name="presets"),
     path("presets/<int:preset_id>/", library.preset, name="preset"),
     path("presets/<int:preset_id>/delete/", library.preset_delete, name="preset_delete"),
