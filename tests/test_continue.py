@@ -14,6 +14,7 @@ from chatapp.generation import joined
 from chatapp.models import Conversation, Message
 from chatapp.upstream import CONTINUE_INSTRUCTION
 from tests.chat_client import generations_finished, open_chat
+from tests.test_chat_stream import _answer_id
 from tests.fake_upstream import Stream, anthropic_stream, openai_text_stream
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -27,8 +28,7 @@ async def _cut_answer(user, model=MODEL):
     socket, connected = await open_chat(user, chat_id)
     assert connected
     await socket.send(action="send", message="Tell me about foxes", model=model)
-    await socket.until(lambda s: any(m.role == "assistant" for m in s.shown.values()))
-    answer_id = socket.last_assistant_id()
+    answer_id = await _answer_id(socket)
     await socket.until_status(answer_id, "done", "error")
     return socket, chat_id, answer_id
 
