@@ -16,13 +16,18 @@ from chatapp.models import Conversation
 from chatapp.views import UNDO_WINDOW
 
 
+def _written_in(user):
+    """The user's chats as the list counts them: those never written in are left to the purge (views._purge)."""
+    return Conversation.objects.of(user).exclude(current_leaf=None)
+
+
 def _restorable(user):
     return Conversation.objects.filter(owner=user, deleted_at__gte=timezone.now() - UNDO_WINDOW)
 
 
 @require_GET
 def chats(request: HttpRequest) -> HttpResponse:
-    mine = Conversation.objects.of(request.user).exclude(current_leaf=None)  # as the list counts them: written in
+    mine = _written_in(request.user)
     context = {
         "section": "chats",
         "listed": mine.filter(archived_at=None).count(),
@@ -34,13 +39,13 @@ def chats(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 def archive_all(request: HttpRequest) -> HttpResponse:
-    count = Conversation.objects.of(request.user).filter(archived_at=None).update(archived_at=timezone.now())
+    count = _written_in(request.user).filter(archived_at=None).update(archived_at=timezone.now())
     return _told(request, ngettext("%(count)d chat archived.", "%(count)d chats archived.", count), count)
 
 
 @require_POST
 def unarchive_all(request: HttpRequest) -> HttpResponse:
-    count = Conversation.objects.of(request.user).exclude(archived_at=None).update(archived_at=None)
+    count = _written_in(request.user).exclude(archived_at=None).update(archived_at=None)
     told = ngettext("%(count)d chat is back in your list.", "%(count)d chats are back in your list.", count)
     return _told(request, told, count, "chat:archived" if request.POST.get("next") == "archived" else "settings:chats")
 
@@ -50,7 +55,7 @@ def delete_all(request: HttpRequest) -> HttpResponse:
     if not request.POST.get("confirm"):
         messages.error(request, _("Tick the box to confirm that every chat is to be deleted."))
         return redirect("settings:chats")
-    count = Conversation.objects.of(request.user).update(deleted_at=timezone.now())
+    count = _written_in(request.user).update(deleted_at=timezone.now())
     return _told(request, ngettext("%(count)d chat deleted.", "%(count)d chats deleted.", count), count)
 
 
