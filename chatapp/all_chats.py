@@ -16,18 +16,13 @@ from chatapp.models import Conversation
 from chatapp.views import UNDO_WINDOW
 
 
-def _written_in(user):
-    """The user's chats as the list counts them: those never written in are left to the purge (views._purge)."""
-    return Conversation.objects.of(user).exclude(current_leaf=None)
-
-
 def _restorable(user):
     return Conversation.objects.filter(owner=user, deleted_at__gte=timezone.now() - UNDO_WINDOW)
 
 
 @require_GET
 def chats(request: HttpRequest) -> HttpResponse:
-    mine = _written_in(request.user)
+    mine = Conversation.objects.of(request.user).written_in()
     context = {
         "section": "chats",
         "listed": mine.filter(archived_at=None).count(),
@@ -39,13 +34,14 @@ def chats(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 def archive_all(request: HttpRequest) -> HttpResponse:
-    count = _written_in(request.user).filter(archived_at=None).update(archived_at=timezone.now())
+    mine = Conversation.objects.of(request.user).written_in()
+    count = mine.filter(archived_at=None).update(archived_at=timezone.now())
     return _told(request, ngettext("%(count)d chat archived.", "%(count)d chats archived.", count), count)
 
 
 @require_POST
 def unarchive_all(request: HttpRequest) -> HttpResponse:
-    count = _written_in(request.user).exclude(archived_at=None).update(archived_at=None)
+    count = Conversation.objects.of(request.user).written_in().exclude(archived_at=None).update(archived_at=None)
     told = ngettext("%(count)d chat is back in your list.", "%(count)d chats are back in your list.", count)
     return _told(request, told, count, "chat:archived" if request.POST.get("next") == "archived" else "settings:chats")
 
@@ -55,7 +51,7 @@ def delete_all(request: HttpRequest) -> HttpResponse:
     if not request.POST.get("confirm"):
         messages.error(request, _("Tick the box to confirm that every chat is to be deleted."))
         return redirect("settings:chats")
-    count = _written_in(request.user).update(deleted_at=timezone.now())
+    count = Conversation.objects.of(request.user).written_in().update(deleted_at=timezone.now())
     return _told(request, ngettext("%(count)d chat deleted.", "%(count)d chats deleted.", count), count)
 
 

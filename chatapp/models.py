@@ -36,6 +36,11 @@ class ConversationQuerySet(models.QuerySet):
         """The user's conversations, the deleted ones aside."""
         return self.filter(owner=user, deleted_at__isnull=True)
 
+    def written_in(self) -> "ConversationQuerySet":
+        """Those with a message: a chat joins the list, a backup and the counts with its first (one given settings
+        before that waits, and is purged if none comes)."""
+        return self.exclude(current_leaf=None)
+
     def search(self, text: str) -> "ConversationQuerySet":
         """Titles and message text containing `text`, each with `match_id`: its newest message that matched, if any.
 
@@ -226,17 +231,17 @@ class Conversation(ChatSettings):
         # prefill that ends in it: chatapp.upstream.continuation).
         answer.content = answer.content.rstrip()
         answer.save(update_fields=["status", "error_code", "error", "finish_reason", "content", "updated_at"])
-        self._written_in(answer)  # by the model that wrote it: the chat's model stays as the picker has it
+        self._writing(answer)  # by the model that wrote it: the chat's model stays as the picker has it
         return answer
 
     def _start_answer(self, question: "Message", model: str) -> "Message":
         answer = self.messages.create(
             parent=question, role=Message.Role.ASSISTANT, status=Message.Status.STREAMING, model=model
         )
-        self._written_in(answer, model)
+        self._writing(answer, model)
         return answer
 
-    def _written_in(self, answer: "Message", model: str | None = None) -> None:
+    def _writing(self, answer: "Message", model: str | None = None) -> None:
         """`answer` is being written: it is the leaf on screen, `model` the chat's, and the chat back in the list."""
         self.current_leaf = answer
         self.model = self.model if model is None else model

@@ -253,7 +253,7 @@ async def _backup(user) -> AsyncIterator[str]:
     header = json.dumps(_header(BACKUP_FORMAT), ensure_ascii=False)
     yield header[:-1] + ', "conversations": ['
     separator = "\n"
-    async for conversation in Conversation.objects.of(user).exclude(current_leaf=None).order_by("created_at"):
+    async for conversation in Conversation.objects.of(user).written_in().order_by("created_at"):
         rows = [row async for row in conversation.messages.order_by("id")]
         files = {str(key): data async for key, data in _files_of(rows)}
         yield separator + json.dumps(_entry(conversation, rows, files), ensure_ascii=False)

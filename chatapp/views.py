@@ -35,9 +35,8 @@ def _get_conversation_for_user(request: HttpRequest, conversation_id) -> Convers
 
 
 def _conversation_page(request: HttpRequest, query: str = "", page: int = 1):
-    # A chat joins the list with its first message (one given settings before that waits). An archived chat
-    # leaves it, but a search finds it.
-    conversations = Conversation.objects.of(request.user).exclude(current_leaf=None)
+    # An archived chat leaves the list, but a search finds it.
+    conversations = Conversation.objects.of(request.user).written_in()
     if not query.strip():
         conversations = conversations.filter(archived_at=None)
     conversations = conversations.search(query).order_by("-pinned", "-updated_at")
