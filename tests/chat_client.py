@@ -193,7 +193,7 @@ async def open_chat(
         f"/ws/chat/{conversation_id}/{query}",
         headers=[(b"cookie", cookie), (b"origin", origin), (b"host", b"127.0.0.1")],
     )
-    connected, _code = await communicator.connect(timeout=5)
+    connected, _code = await communicator.connect(timeout=15)  # a wait, not a speed check (conftest.BROWSER_WAIT_MS)
     return ChatSocket(communicator=communicator), connected
 
 

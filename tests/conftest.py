@@ -12,6 +12,9 @@ import pytest
 from accounts.models import User
 
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+# How long a browser test waits for what the page should show: a wait, not a speed check. These shared machines stall
+# for seconds at a time (the host takes their CPU), and Playwright's default of 5 s failed tests that were right.
+BROWSER_WAIT_MS = 15_000
 PASSWORD = "correct-horse-battery-staple"
 OPENROUTER_SERVER_KEY = "sk-or-server-0123456789abcdef"
 

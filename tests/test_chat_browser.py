@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from chatapp.models import KEPT_ABOVE
-from tests.conftest import CI
+from tests.conftest import BROWSER_WAIT_MS, CI
 from tests.fake_upstream import FakeUpstream, Hang, Stream, model_entry, openai_text_stream
 from tests.live_server import PASSWORD, ROOT, AppServer, base_env, manage, prepared_database
 
@@ -29,6 +29,8 @@ if not CHROMIUM.exists():
     pytest.skip("Debian's Chromium is not installed", allow_module_level=True)
 
 from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
+
+expect.set_options(timeout=BROWSER_WAIT_MS)
 
 THOUGHT = re.compile(r"Thought for (\d+ s|less than a second)")  # a reasoning block folded
 
@@ -114,7 +116,7 @@ def test_send_and_watch_reasoning_then_text_stream(page, upstream_server):
     expect(answer.locator("summary")).to_have_text("Thinking...")
     expect(answer.locator('[data-part="reasoning"]')).to_contain_text("Considering")
     expect(answer.locator('[data-part="content"]')).to_contain_text("word10")
-    expect(answer).to_have_attribute("data-status", "done", timeout=15000)
+    expect(answer).to_have_attribute("data-status", "done")
     expect(answer.locator('[data-part="content"]')).to_have_text(words)
     expect(answer.locator("summary")).to_have_text(THOUGHT)
     assert page.get_by_role("textbox", name="Message").input_value() == ""
@@ -192,12 +194,12 @@ def test_a_message_refused_while_an_answer_streams_stays_in_the_composer(page, u
     box = page.get_by_role("textbox", name="Message")
     expect(box).to_have_value("Second question")  # not lost
     expect(chip).to_be_visible()  # nor its file
-    expect(answer).to_have_attribute("data-status", "done", timeout=15000)
+    expect(answer).to_have_attribute("data-status", "done")
     box.press("Enter")
     question = page.locator('[data-role="user"]').last
     expect(question).to_have_text(re.compile("Second question"))
     expect(question.locator(".file-link")).to_contain_text("notes.md")
-    expect(_last_answer(page)).to_have_attribute("data-status", "done", timeout=15000)
+    expect(_last_answer(page)).to_have_attribute("data-status", "done")
     expect(page.locator("#chat-notice")).to_be_empty()  # the refusal's notice went with the accepted message
     expect(box).to_have_value("")
     expect(chip).to_have_count(0)
@@ -208,7 +210,7 @@ def test_an_answer_is_copied_with_its_button(page, app, upstream_server):
     upstream_server.enqueue(Stream(openai_text_stream("Copy me, **all** of me.")))
     _send(page, "Something to copy")
     answer = _last_answer(page)
-    expect(answer).to_have_attribute("data-status", "done", timeout=15000)
+    expect(answer).to_have_attribute("data-status", "done")
     answer.get_by_role("button", name="Copy").click()
     expect(answer.get_by_role("button", name="Copied")).to_be_visible()
     assert page.evaluate("navigator.clipboard.readText()").strip() == "Copy me, all of me."
@@ -221,10 +223,10 @@ def test_an_answer_branches_into_a_new_chat_that_goes_its_own_way(page, app, ups
         Stream(openai_text_stream("Or the night train.")),
     )
     _send(page, "Which way?")
-    expect(_last_answer(page)).to_have_attribute("data-status", "done", timeout=15000)
+    expect(_last_answer(page)).to_have_attribute("data-status", "done")
     _send(page, "And after that?")
     expect(page.locator('[data-role="assistant"]')).to_have_count(2)
-    expect(_last_answer(page)).to_have_attribute("data-status", "done", timeout=15000)
+    expect(_last_answer(page)).to_have_attribute("data-status", "done")
     original = page.url
 
     page.locator('[data-role="assistant"]').first.get_by_role("button", name="Branch in new chat").click()
@@ -233,7 +235,7 @@ def test_an_answer_branches_into_a_new_chat_that_goes_its_own_way(page, app, ups
     expect(page.locator(".message")).to_have_count(2)  # up to the answer branched from
     expect(page.locator(".conversation-item[aria-current=page]")).to_have_text(re.compile("Branch · "))
     _send(page, "What else?")
-    expect(_last_answer(page)).to_have_text(re.compile("Or the night train."), timeout=15000)
+    expect(_last_answer(page)).to_have_text(re.compile("Or the night train."))
     page.goto(original)
     expect(page.locator(".message")).to_have_count(4)  # the chat branched from is as it was
 
@@ -242,7 +244,7 @@ def test_a_chat_is_shared_from_its_header_and_read_and_continued_through_the_lin
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=app.url)
     upstream_server.enqueue(Stream(openai_text_stream("Shared **answer**.")))
     _send(page, "Something to share")
-    expect(_last_answer(page)).to_have_attribute("data-status", "done", timeout=15000)
+    expect(_last_answer(page)).to_have_attribute("data-status", "done")
     chat_url = page.url
     page.get_by_text("Share", exact=True).click()
     page.get_by_role("button", name="Create a link").click()
@@ -274,7 +276,7 @@ def test_the_reasoning_folds_when_the_answer_starts(page, upstream_server, reloa
         page.reload()
     reasoning = answer.locator("details.reasoning")
     expect(reasoning).to_have_attribute("open", "")
-    expect(answer.locator("summary")).to_have_text(THOUGHT, timeout=15000)
+    expect(answer.locator("summary")).to_have_text(THOUGHT)
     assert reasoning.evaluate("details => details.open") is False
     expect(answer).to_have_attribute("data-status", "streaming")  # folded as the answer starts, not at its end
 
@@ -288,11 +290,11 @@ def test_text_before_a_lone_closing_think_tag_moves_into_the_folded_reasoning(pa
     answer = _last_answer(page)
     content = answer.locator('[data-part="content"]')
     expect(content).to_contain_text("Weighing the options")  # no tag yet: it shows as the answer
-    expect(answer.locator("summary")).to_have_text(THOUGHT, timeout=15000)
+    expect(answer.locator("summary")).to_have_text(THOUGHT)
     expect(answer.locator('[data-part="reasoning"]')).to_have_text(reasoning)
     expect(content).not_to_contain_text("Weighing")
     assert answer.locator("details.reasoning").evaluate("details => details.open") is False
-    expect(answer).to_have_attribute("data-status", "done", timeout=15000)
+    expect(answer).to_have_attribute("data-status", "done")
     expect(content).to_have_text(words)
 
 
@@ -305,7 +307,7 @@ def test_reload_mid_stream_continues_live(page, upstream_server):
     answer = _last_answer(page)
     expect(answer.locator('[data-part="content"]')).to_contain_text("t060")
     expect(answer).to_have_attribute("data-status", "streaming")
-    expect(answer).to_have_attribute("data-status", "done", timeout=15000)
+    expect(answer).to_have_attribute("data-status", "done")
     expect(answer.locator('[data-part="content"]')).to_have_text(words)
 
 
@@ -539,7 +541,7 @@ def test_a_search_result_opens_at_the_message_that_matched(page, app, upstream_s
     upstream_server.enqueue(Stream(openai_text_stream("Back at the end.")))
     _send(page, "Where were we?")
     expect(page).to_have_url(f"{app.url}/c/{chat_id}/")
-    expect(_last_answer(page)).to_contain_text("Back at the end.", timeout=15000)
+    expect(_last_answer(page)).to_contain_text("Back at the end.")
     expect(page.locator("#messages > article").last).to_be_in_viewport()
 
 
@@ -572,10 +574,10 @@ def test_a_search_result_stays_on_screen_while_another_tab_writes_below_it(page,
     answer = _last_answer(page)
     expect(answer).to_have_attribute("data-status", "streaming")
     content = answer.locator('[data-part="content"]')
-    expect(content).to_contain_text("w300", timeout=15000)  # live, six seconds in: four more to go
+    expect(content).to_contain_text("w300")  # live, six seconds in: four more to go
     live = content.text_content()
     assert answer.get_attribute("data-status") == "streaming" and words.startswith(live)  # every word once
-    expect(answer).to_have_attribute("data-status", "done", timeout=15000)
+    expect(answer).to_have_attribute("data-status", "done")
     expect(content).to_have_text(words)
     writer.close()
 
@@ -751,7 +753,7 @@ def test_without_javascript_a_chat_can_send_regenerate_edit_and_stop(browser, ap
         # The page refreshes itself (<noscript> meta refresh) while an answer is
         # written; `expect` looks again after each load, so no reload of our own
         # can collide with one of those.
-        expect(_last_answer(page)).to_have_attribute("data-status", "done", timeout=15000)
+        expect(_last_answer(page)).to_have_attribute("data-status", "done")
         expect(_last_answer(page).locator('[data-part="content"]')).to_have_text(text)
 
     upstream_server.enqueue(*(Stream(openai_text_stream(f"Plain {n}."), delay=0.01) for n in range(3)))
@@ -778,7 +780,7 @@ def test_without_javascript_a_chat_can_send_regenerate_edit_and_stop(browser, ap
             break
     else:
         raise AssertionError("the stop never reached the server")
-    expect(_last_answer(page)).to_have_attribute("data-status", "stopped", timeout=15000)
+    expect(_last_answer(page)).to_have_attribute("data-status", "stopped")
     chat_url = page.url
     page.locator('[data-role="assistant"]').first.get_by_role("button", name="Branch in new chat").click()
     expect(page.locator("#chat-title")).to_have_text(re.compile("^Branch · "))
@@ -814,7 +816,7 @@ def test_usable_on_a_phone_screen(browser, app, page):
 def test_deleting_the_open_conversation_closes_it_until_undone(page, upstream_server):
     upstream_server.enqueue(Stream(openai_text_stream("Soon gone.")))
     _send(page, "Delete me")
-    expect(_last_answer(page)).to_have_attribute("data-status", "done", timeout=15000)
+    expect(_last_answer(page)).to_have_attribute("data-status", "done")
     item = page.locator(".conversation-item[aria-current=page]")
     page.remove_listener("dialog", page.dismiss_dialogs)
     page.once("dialog", lambda dialog: dialog.accept())  # "Delete this conversation?"
@@ -830,7 +832,7 @@ def test_deleting_the_open_conversation_closes_it_until_undone(page, upstream_se
 def test_an_archived_chat_comes_back_to_the_list_when_written_in(page, app, upstream_server):
     upstream_server.enqueue(Stream(openai_text_stream("Filed away.")), Stream(openai_text_stream("Back again.")))
     _send(page, "Archive me")
-    expect(_last_answer(page)).to_have_attribute("data-status", "done", timeout=15000)
+    expect(_last_answer(page)).to_have_attribute("data-status", "done")
     item = page.locator(".conversation-item[aria-current=page]")
     item_id = item.get_attribute("id")
     item.get_by_label("Actions").click()
@@ -844,7 +846,7 @@ def test_an_archived_chat_comes_back_to_the_list_when_written_in(page, app, upst
     _send(page, "Still there?")
     expect(page.locator(f"#conversation-list-items > #{item_id}")).to_have_count(1)
     expect(page.get_by_text("This chat is archived.")).to_be_hidden()
-    expect(_last_answer(page)).to_have_attribute("data-status", "done", timeout=15000)
+    expect(_last_answer(page)).to_have_attribute("data-status", "done")
     page.goto(f"{app.url}/c/archived/")
     expect(page.get_by_text("No archived chats.")).to_be_visible()
 
@@ -852,7 +854,7 @@ def test_an_archived_chat_comes_back_to_the_list_when_written_in(page, app, upst
 def test_a_new_chat_joins_the_list_once_below_the_pinned_ones(page, app, upstream_server):
     upstream_server.enqueue(Stream(openai_text_stream("Pinned answer.")), Stream(openai_text_stream("New answer.")))
     _send(page, "Pin this one")
-    expect(_last_answer(page)).to_have_attribute("data-status", "done", timeout=15000)
+    expect(_last_answer(page)).to_have_attribute("data-status", "done")
     pinned = page.locator(".conversation-item[aria-current=page]")
     pinned_id = pinned.get_attribute("id")
     pinned.get_by_label("Actions").click()
@@ -861,7 +863,7 @@ def test_a_new_chat_joins_the_list_once_below_the_pinned_ones(page, app, upstrea
 
     page.goto(f"{app.url}/c/new/")
     _send(page, "A newer chat")
-    expect(_last_answer(page)).to_have_attribute("data-status", "done", timeout=15000)
+    expect(_last_answer(page)).to_have_attribute("data-status", "done")
     new_id = page.locator(".conversation-item[aria-current=page]").get_attribute("id")
     ids = page.locator("#conversation-list-items > li.conversation-item").evaluate_all("items => items.map(i => i.id)")
     assert ids.count(new_id) == 1
@@ -883,7 +885,7 @@ def test_the_list_is_grouped_by_when_each_chat_was_last_written_in(page, app, up
     ))  # fmt: skip
     upstream_server.enqueue(Stream(openai_text_stream("Fresh.")))
     _send(page, "Zebra, written today")
-    expect(_last_answer(page)).to_have_attribute("data-status", "done", timeout=15000)
+    expect(_last_answer(page)).to_have_attribute("data-status", "done")
     page.get_by_role("searchbox", name="Search conversations").fill("zebra")
     expect(page.locator("#conversation-list-items > li.conversation-item", has_not_text="Zebra")).to_have_count(0)
     expect(page.locator("#conversation-list-items > li.conversation-item")).to_have_count(3)
@@ -911,7 +913,7 @@ def test_the_list_is_grouped_by_when_each_chat_was_last_written_in(page, app, up
 def test_pinning_from_a_search_keeps_the_search(page, upstream_server):
     upstream_server.enqueue(Stream(openai_text_stream("Quokkas smile.")))
     _send(page, "Quokka facts, please")
-    expect(_last_answer(page)).to_have_attribute("data-status", "done", timeout=15000)
+    expect(_last_answer(page)).to_have_attribute("data-status", "done")
     search = page.get_by_role("searchbox", name="Search conversations")
     search.fill("quokka")
     items = page.locator("#conversation-list-items > li.conversation-item")
@@ -970,17 +972,17 @@ def test_a_server_restart_is_said_and_survived(page, app, upstream_server):
     # Last in the module: the server goes down and comes back on the same port and database.
     upstream_server.enqueue(Stream(openai_text_stream("Before the restart.")))
     _send(page, "First")
-    expect(_last_answer(page)).to_have_attribute("data-status", "done", timeout=15000)
+    expect(_last_answer(page)).to_have_attribute("data-status", "done")
     status = page.locator("#connection-status")
     app.stop()
     try:
         expect(status).to_have_text("Connection lost. Reconnecting…")
     finally:
         app.start()
-    expect(status).to_be_empty(timeout=15000)
+    expect(status).to_be_empty()
     upstream_server.enqueue(Stream(openai_text_stream("After the restart.")))
     _send(page, "Second")
-    expect(_last_answer(page).locator('[data-part="content"]')).to_have_text("After the restart.", timeout=15000)
+    expect(_last_answer(page).locator('[data-part="content"]')).to_have_text("After the restart.")
 
 
 

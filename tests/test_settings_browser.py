@@ -10,7 +10,7 @@ import shutil
 import pytest
 
 from providers.models import ProviderCredential
-from tests.conftest import CI, PASSWORD
+from tests.conftest import BROWSER_WAIT_MS, CI, PASSWORD
 
 CHROMIUM = "/usr/bin/chromium"
 USER_KEY = "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"
@@ -21,6 +21,7 @@ if not shutil.which(CHROMIUM):
     pytest.skip(f"{CHROMIUM} is not installed", allow_module_level=True)
 
 sync_api = pytest.importorskip("playwright.sync_api")
+sync_api.expect.set_options(timeout=BROWSER_WAIT_MS)
 
 
 @pytest.fixture(autouse=True)
