@@ -1,7 +1,8 @@
-"""Starting an answer: a new question, a regeneration, an edit, or more of one cut short.
+"""Starting an answer: a new question, a regeneration, an edit, or more of one cut short; and rewriting one.
 
 Each runs in one transaction with the conversation row locked, so two tabs
-cannot start two answers in one conversation at once.
+cannot start two answers in one conversation at once, nor rewrite one as it
+is written.
 """
 
 import uuid
@@ -125,6 +126,18 @@ def start_edit(user, conversation_id: uuid.UUID, message_id: int | None, text: s
             raise Refused(problem)
         _question, answer = conversation.edit(question, text, model or conversation.model)
         return conversation, answer
+
+
+def rewrite_answer(user, conversation_id: uuid.UUID, message_id: int | None, text: str) -> Message:
+    """An answer as its reader words it (Conversation.edit_answer), shown in its place; the same answer if `text`
+    is its text already. Nothing is asked of a model."""
+    if problem := question_problem(text):
+        raise Refused(problem)
+    with _locked(user, conversation_id) as conversation:
+        answer = conversation.messages.filter(pk=message_id, role=Message.Role.ASSISTANT).first()
+        if answer is None:
+            raise Refused(_("That message was not found."))
+        return answer if text == answer.content else conversation.edit_answer(answer, text)
 
 
 def default_model_ref(user) -> str:

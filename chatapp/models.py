@@ -145,7 +145,8 @@ class Conversation(ChatSettings):
     @cached_property
     def form_urls(self) -> dict[str, str]:
         """Where each message's forms post: reversed once per page, not once per message of a long one."""
-        return {name: reverse(f"chat:{name}", args=[self.id]) for name in ("regenerate", "edit", "branch", "continue")}
+        names = ("regenerate", "edit", "edit_answer", "branch", "continue")
+        return {name: reverse(f"chat:{name}", args=[self.id]) for name in names}
 
     def branch(self, messages: list["Message"] | None = None) -> list["Message"]:
         """The messages on screen: the path from the root to `current_leaf`."""
@@ -233,6 +234,26 @@ class Conversation(ChatSettings):
         answer.save(update_fields=["status", "error_code", "error", "finish_reason", "content", "updated_at"])
         self._writing(answer)  # by the model that wrote it: the chat's model stays as the picker has it
         return answer
+
+    def edit_answer(self, answer: "Message", text: str) -> "Message":
+        """The reader's wording of `answer`: a new version beside it, final at once; the model's stays a version.
+
+        It names the model whose answer it rewrote, but carries none of its
+        reasoning or figures: those were the model's, and its cost counts once.
+        """
+        from chatapp.rendering import render_markdown
+
+        edited = self.messages.create(
+            parent=answer.parent,
+            role=Message.Role.ASSISTANT,
+            content=text,
+            content_html=render_markdown(text),
+            model=answer.model,
+            provider=answer.provider,
+            edited=True,
+        )
+        self._writing(edited)
+        return edited
 
     def _start_answer(self, question: "Message", model: str) -> "Message":
         answer = self.messages.create(
@@ -403,6 +424,8 @@ class Message(models.Model):
     # When older turns had to be left out to fit the model's context window:
     # the first message that was sent with this answer.
     context_start_id = models.BigIntegerField(_("first message sent"), null=True, blank=True)
+    # An answer its reader rewrote (Conversation.edit_answer): a version beside the model's.
+    edited = models.BooleanField(_("edited"), default=False)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 

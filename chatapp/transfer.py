@@ -10,7 +10,7 @@ version and branch) as JSON in our own schema:
      "messages": [{id, parent, role, content, reasoning, reasoning_details, status,
                    error_code, error, model, provider, finish_reason, prompt_tokens,
                    completion_tokens, reasoning_tokens, cached_tokens, cost (a string),
-                   time_to_first_token, duration, reasoning_duration, created_at,
+                   time_to_first_token, duration, reasoning_duration, edited, created_at,
                    attachments: [{name, type, data (base64)}, ...]}, ...],
      "current_leaf": <local id or null>}
 
@@ -170,6 +170,7 @@ def _entry(conversation: Conversation, rows: list[Message], files: dict[str, byt
                 "reasoning_details": row.reasoning_details,
                 **{name: getattr(row, name) for name in (*TEXT_FIELDS, *TOKEN_FIELDS, *SECONDS_FIELDS)},
                 "cost": None if row.cost is None else str(row.cost),
+                "edited": row.edited,
                 "created_at": row.created_at.isoformat(),
                 "attachments": _exported_files(row, files),
             }
@@ -211,6 +212,8 @@ def _footer(message: Message) -> str:
         parts.append(f"${message.cost.normalize():f}")
     if message.status not in (Message.Status.DONE, Message.Status.STREAMING):
         parts.append(str(Message.Status(message.status).label))
+    if message.edited:
+        parts.append(_("Edited"))
     return " · ".join(parts)
 
 
@@ -647,6 +650,7 @@ def _read_message(row: Any, number: int) -> ImportedMessage:
     values |= {name: fields.whole(name) for name in TOKEN_FIELDS}
     values |= {name: fields.number(name, 0, MAX_SECONDS) for name in SECONDS_FIELDS}
     values["cost"] = fields.cost("cost")
+    values["edited"] = role == Message.Role.ASSISTANT and fields.flag("edited", False)
     values["created_at"] = fields.moment("created_at")
     files = _read_files(fields) if role == Message.Role.USER else []
     return ImportedMessage(str(key), None if parent is None else str(parent), role, values, files)

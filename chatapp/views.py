@@ -11,8 +11,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.translation import gettext
-from django.views.decorators.http import require_GET, require_POST
-from django_htmx.http import HttpResponseClientRefresh
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRefresh, reswap
 
 from chatapp import attachments, exchanges
 from chatapp.forms import ConversationSettingsForm, PresetChoiceForm, RenameForm
@@ -288,10 +288,40 @@ def show_version(request: HttpRequest, conversation_id, message_id: int) -> Http
     message = get_object_or_404(Message, id=message_id, conversation=chat)
     if not chat.messages.filter(status=Message.Status.STREAMING).exists():
         chat.show_version(message)
-    if request.htmx:  # the window opens a screenful above the version shown, where the reader is
-        window, _branch = chat.window_with_versions(functools.partial(BranchWindow.around, message_id=message.id))
+    return _shown_at(request, chat, message.id)
+
+
+def _shown_at(request: HttpRequest, chat: Conversation, message_id: int) -> HttpResponse:
+    """The branch on screen around message `message_id`, a version just put there: in place of the page's
+    messages, the window opening a screenful above it, where the reader is; without htmx, the page at it."""
+    if request.htmx:
+        window, _branch = chat.window_with_versions(functools.partial(BranchWindow.around, message_id=message_id))
         return render(request, "chatapp/_messages.html", {"conversation": chat, "window": window})
-    return redirect(chat.url_at(message.id))
+    return redirect(chat.url_at(message_id))
+
+
+@require_http_methods(["GET", "POST"])
+def edit_answer(request: HttpRequest, conversation_id) -> HttpResponse:
+    """An answer rewritten by its reader (GET: the form, into the answer's Edit, or as a page without JavaScript;
+    POST: the new version, shown in place of the model's, which stays a version)."""
+    chat = _get_conversation_for_user(request, conversation_id)
+    answer_id = exchanges.message_id(request.POST.get("message_id") or request.GET.get("message_id"))
+    if request.method == "GET":
+        final = chat.messages.exclude(status=Message.Status.STREAMING)
+        answer = get_object_or_404(final, id=answer_id, role=Message.Role.ASSISTANT)
+        if request.htmx:
+            return render(request, "chatapp/_answer_edit.html", {"conversation": chat, "message": answer})
+        context = {"conversation": chat, "message": answer, "back_url": chat.url_at(answer.id)}
+        return render(request, "chatapp/edit_answer.html", context)
+    try:
+        answer = exchanges.rewrite_answer(request.user, chat.id, answer_id, request.POST.get("message", "").strip())
+    except exchanges.Refused as refused:
+        if request.htmx:  # the page stays as it is, and says why
+            return reswap(render(request, "chatapp/_notice.html", {"text": refused.reason}), "none")
+        messages.error(request, refused.reason)
+        return redirect(chat)
+    chat.refresh_from_db(fields=["current_leaf"])  # the new version's
+    return _shown_at(request, chat, answer.id)
 
 
 @require_GET

@@ -113,12 +113,12 @@ def test_send_and_watch_reasoning_then_text_stream(page, upstream_server):
     _send(page, "Please answer slowly")
     answer = _last_answer(page)
     expect(answer).to_have_attribute("data-status", "streaming")
-    expect(answer.locator("summary")).to_have_text("Thinking...")
+    expect(answer.locator(".reasoning > summary")).to_have_text("Thinking...")
     expect(answer.locator('[data-part="reasoning"]')).to_contain_text("Considering")
     expect(answer.locator('[data-part="content"]')).to_contain_text("word10")
     expect(answer).to_have_attribute("data-status", "done")
     expect(answer.locator('[data-part="content"]')).to_have_text(words)
-    expect(answer.locator("summary")).to_have_text(THOUGHT)
+    expect(answer.locator(".reasoning > summary")).to_have_text(THOUGHT)
     assert page.get_by_role("textbox", name="Message").input_value() == ""
     assert re.search(r"/c/[0-9a-f-]{36}/$", page.url)
 
@@ -276,7 +276,7 @@ def test_the_reasoning_folds_when_the_answer_starts(page, upstream_server, reloa
         page.reload()
     reasoning = answer.locator("details.reasoning")
     expect(reasoning).to_have_attribute("open", "")
-    expect(answer.locator("summary")).to_have_text(THOUGHT)
+    expect(answer.locator(".reasoning > summary")).to_have_text(THOUGHT)
     assert reasoning.evaluate("details => details.open") is False
     expect(answer).to_have_attribute("data-status", "streaming")  # folded as the answer starts, not at its end
 
@@ -290,7 +290,7 @@ def test_text_before_a_lone_closing_think_tag_moves_into_the_folded_reasoning(pa
     answer = _last_answer(page)
     content = answer.locator('[data-part="content"]')
     expect(content).to_contain_text("Weighing the options")  # no tag yet: it shows as the answer
-    expect(answer.locator("summary")).to_have_text(THOUGHT)
+    expect(answer.locator(".reasoning > summary")).to_have_text(THOUGHT)
     expect(answer.locator('[data-part="reasoning"]')).to_have_text(reasoning)
     expect(content).not_to_contain_text("Weighing")
     assert answer.locator("details.reasoning").evaluate("details => details.open") is False
@@ -669,6 +669,35 @@ def test_regenerate_and_edit_make_versions(page, upstream_server):
     assert upstream_server.chat_requests[-1].json["messages"][-1]["content"] == "A better question"
 
 
+def test_an_answer_rewritten_by_its_reader_is_a_version_and_what_the_next_question_sends(page, upstream_server):
+    upstream_server.enqueue(Stream(openai_text_stream("The capital of Spain is Paris.")),
+                            Stream(openai_text_stream("About 3.3 million.")))  # fmt: skip
+    _send(page, "Capital of Spain?")
+    answer = _last_answer(page)
+    expect(answer).to_have_attribute("data-status", "done")
+    answer.get_by_text("Edit", exact=True).click()
+    box = answer.get_by_role("textbox", name="Edit answer")
+    expect(box).to_be_focused()  # the form came as Edit opened, with the answer's text
+    expect(box).to_have_value("The capital of Spain is Paris.")
+    box.fill("The capital of Spain is **Madrid**.")
+    answer.get_by_role("button", name="Save").click()
+
+    edited = _last_answer(page)
+    expect(edited.locator(".version-number")).to_have_text("2/2")
+    expect(edited.locator('[data-part="content"] strong')).to_have_text("Madrid")
+    expect(edited.locator(".meta")).to_contain_text("Edited")
+    edited.get_by_role("button", name="Previous version").click()
+    expect(_last_answer(page).locator('[data-part="content"]')).to_have_text("The capital of Spain is Paris.")
+    _last_answer(page).get_by_role("button", name="Next version").click()
+    expect(_last_answer(page).locator(".version-number")).to_have_text("2/2")
+
+    _send(page, "How many live there?")
+    expect(_last_answer(page).locator('[data-part="content"]')).to_have_text("About 3.3 million.")
+    assert upstream_server.chat_requests[-1].json["messages"][-2] == {
+        "role": "assistant", "content": "The capital of Spain is **Madrid**."
+    }
+
+
 def test_an_answer_cut_at_its_length_limit_is_continued_in_place(page, upstream_server):
     upstream_server.enqueue(Stream(openai_text_stream("Foxes are", finish_reason="length")),
                             Stream(openai_text_stream(" quick" * 30 + " and clever."), delay=0.03))  # fmt: skip
@@ -769,6 +798,12 @@ def test_without_javascript_a_chat_can_send_regenerate_edit_and_stop(browser, ap
     question.get_by_role("button", name="Save and send").click()
     answer_done("Plain 2.")
     assert upstream_server.chat_requests[-1].json["messages"][-1]["content"] == "Edited without scripts"
+    _last_answer(page).get_by_text("Edit", exact=True).click()
+    _last_answer(page).get_by_role("link", name="Edit this answer").click()  # a page of its own
+    page.get_by_role("textbox", name="Edit answer").fill("Rewritten without scripts")
+    page.get_by_role("button", name="Save").click()
+    expect(_last_answer(page).locator('[data-part="content"]')).to_have_text("Rewritten without scripts")
+    expect(_last_answer(page).locator(".version-number")).to_have_text("2/2")
 
     upstream_server.enqueue(Hang(openai_text_stream("Going on and on", usage=False, done=False)))
     page.get_by_role("textbox", name="Message").fill("Never ending")

@@ -39,6 +39,9 @@ def message_meta(message) -> SafeString:
         cut = gettext("Cut off at the length limit")
         title = gettext("The model reached the most tokens it may write (max tokens): Continue asks for the rest.")
         spans.append(f'<span class="meta-stopped" title="{escape(title)}">{escape(cut)}</span>')
+    if message.edited:
+        title = gettext("You rewrote the model's answer; its own is the version before.")
+        spans.append(f'<span class="meta-edited" title="{escape(title)}">{escape(gettext("Edited"))}</span>')
     if message.model:
         spans.append(f'<span class="meta-model" title="{escape(message.model)}">{escape(message.model_name)}</span>')
     if tokens := message.token_counts():

@@ -298,12 +298,22 @@
     }
   });
 
-  // Editing a question: a <details> (it opens without JavaScript too); here
-  // opening focuses the text, Cancel closes it, and sending closes it.
+  // Editing a question or an answer: a <details> (it opens without
+  // JavaScript too; an answer's holds a link to its form, which comes in
+  // the link's place as it first opens); here opening focuses the text,
+  // Cancel closes it, and sending closes it.
+  function focusEdit(edit) {
+    var box = edit.querySelector("textarea");
+    if (box) { box.focus(); }
+  }
   document.addEventListener("toggle", function (event) {
     var edit = event.target;
-    if (edit.matches && edit.matches("details.edit") && edit.open) {
-      edit.querySelector("textarea").focus();
+    if (!(edit.matches && edit.matches("details.edit") && edit.open)) { return; }
+    var link = edit.querySelector("a[data-edit-form]");
+    if (link) {
+      htmx.ajax("GET", link.href, { target: link, swap: "outerHTML" }).then(function () { focusEdit(edit); });
+    } else {
+      focusEdit(edit);
     }
   }, true);
   document.body.addEventListener("htmx:wsAfterSend", function (event) {
