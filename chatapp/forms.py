@@ -110,7 +110,15 @@ class PresetChoiceForm(forms.Form):
 
 class PromptForm(forms.ModelForm):
     # Kept as typed, a last line break too (the text goes on from there); browsers send lines as CRLF.
-    text = forms.CharField(label=_("Text"), widget=forms.Textarea(attrs={"rows": 6}), strip=False)
+    text = forms.CharField(
+        label=_("Text"),
+        widget=forms.Textarea(attrs={"rows": 6}),
+        strip=False,
+        help_text=_(
+            "{{CURRENT_DATE}}, {{CURRENT_TIME}}, {{CURRENT_WEEKDAY}}, {{USER_NAME}}, {{USER_LANGUAGE}} and "
+            "{{CLIPBOARD}} are filled in as the prompt is put in the message box."
+        ),
+    )
 
     class Meta:
         model = Prompt

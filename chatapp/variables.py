@@ -1,10 +1,17 @@
-"""Variables in a system prompt, filled in as each request goes upstream.
+"""Variables in a system prompt, filled in as each request goes upstream, and in a saved prompt, as it is put in
+the message box.
 
 "Today is {{CURRENT_DATE}}" tells a model the date it cannot know, at every
 message, not the day the prompt was written. The names are Open WebUI's, so
 its users' prompts work here as they are; any other `{{NAME}}` is sent as
 written. Dates and times are in the reader's time zone, which the browser
 tells in the `tz` cookie (static/js/app.js); without it, the server's.
+
+A saved prompt (chatapp.library) is filled in by the page (static/js/prompts.js),
+where the reader sees and may edit the result before sending it: the time
+from the browser's clock, `{{CLIPBOARD}}` from the clipboard if the browser
+lets the page read it, and the rest from `page_values`. A question typed
+with `{{...}}` in it is sent as typed (it may be about a template).
 """
 
 import re
@@ -55,10 +62,14 @@ def filled_in(text: str, reader: Reader | None, now: datetime | None = None) -> 
         "CURRENT_DATETIME": moment.strftime("%Y-%m-%d %H:%M:%S"),
         "CURRENT_WEEKDAY": moment.strftime("%A"),  # the C locale's: English, whatever the page's language
         "CURRENT_TIMEZONE": str(reader.zone),
-        "USER_NAME": reader.name,
-        "USER_LANGUAGE": _language_name(reader.language),
+        **page_values(reader),
     }
     return _VARIABLE.sub(lambda found: values.get(found[1], found[0]), text)
+
+
+def page_values(reader: Reader) -> dict[str, str]:
+    """The variables a page cannot know by itself, for it to fill in a saved prompt (static/js/prompts.js)."""
+    return {"USER_NAME": reader.name, "USER_LANGUAGE": _language_name(reader.language)}
 
 
 def _language_name(code: str) -> str:

@@ -19,7 +19,7 @@ from chatapp.forms import ConversationSettingsForm, PresetChoiceForm, RenameForm
 from chatapp.generation import Generation, interrupt_orphans, request_stop
 from chatapp.models import BranchWindow, Conversation, Message, Preset, Prompt
 from chatapp.picker import default_model_ref, picker_context
-from chatapp.variables import Reader
+from chatapp.variables import Reader, page_values
 from providers.credentials import reachable_providers
 from providers.model_table import ModelTable
 
@@ -78,6 +78,7 @@ def _render_chat(request: HttpRequest, conversation: Conversation | None) -> Htt
         # A chat with no message yet may start from one (read only then: the page of a long chat pays nothing).
         "presets": Preset.objects.filter(owner=request.user),
         "prompts": list(Prompt.objects.filter(owner=request.user).values("command", "text")),
+        "prompt_values": page_values(Reader.of(request.user, request.LANGUAGE_CODE, request.COOKIES)),
     }
     return render(request, "chatapp/chat.html", context)
 

@@ -75,6 +75,16 @@ def _fresh_cache():
 
 
 @pytest.fixture(autouse=True)
+def _no_language_left_active():
+    """A request served in the test's thread leaves its language active there (LocaleMiddleware does not undo it):
+    a test asking for a Chinese page would turn the next test's templates Chinese."""
+    yield
+    from django.utils import translation
+
+    translation.deactivate()
+
+
+@pytest.fixture(autouse=True)
 def _fresh_channel_layer():
     """Every test gets a channel layer of its own.
 

@@ -11,7 +11,9 @@ import re
 import subprocess
 import sys
 import uuid
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -420,6 +422,26 @@ def test_a_saved_prompt_is_put_in_the_box_by_its_command_and_nothing_is_sent(pag
     box.press_sequentially(" /t")  # not alone in the box: no list
     expect(menu).to_be_hidden()
     assert page.locator('[data-role="user"]').count() == 0 and len(upstream_server.chat_requests) == requests
+
+
+def test_a_saved_prompts_variables_are_filled_in_as_it_is_put_in_the_box(browser, app):
+    page = _signed_in(browser, app, timezone_id="Asia/Tokyo", permissions=["clipboard-read", "clipboard-write"])
+    page.goto(f"{app.url}/settings/prompts/")
+    page.get_by_label("Command").fill("today")
+    page.get_by_label("Text").fill(
+        "{{CURRENT_WEEKDAY}} {{CURRENT_DATE}}, {{CURRENT_TIMEZONE}}, for {{USER_NAME}} in {{USER_LANGUAGE}}:"
+        " {{CLIPBOARD}} {{OTHER}}"
+    )
+    page.get_by_role("button", name="Save").click()
+    page.goto(f"{app.url}/c/new/")
+    page.evaluate("navigator.clipboard.writeText('the copied text')")
+    box = page.get_by_role("textbox", name="Message")
+    box.press_sequentially("/tod")
+    box.press("Enter")
+    days = [datetime.now(ZoneInfo("Asia/Tokyo")) + timedelta(seconds=s) for s in (-5, 5)]  # either side of midnight
+    expected = [f"{d:%A %Y-%m-%d}, Asia/Tokyo, for alice in English: the copied text {{{{OTHER}}}}" for d in days]
+    expect(box).to_have_value(re.compile("|".join(map(re.escape, expected))))
+    page.context.close()
 
 
 def test_math_is_typeset_live_and_after_a_reload(page, upstream_server):

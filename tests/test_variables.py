@@ -1,5 +1,7 @@
-"""Variables in a system prompt ({{CURRENT_DATE}} and the like), as the upstream receives them."""
+"""Variables in a system prompt ({{CURRENT_DATE}} and the like), as the upstream receives them; and what a page
+needs to fill them in a saved prompt (the rest: test_chat_browser)."""
 
+import json
 import re
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -7,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.test import AsyncClient
 
-from chatapp.models import Conversation, Message
+from chatapp.models import Conversation, Message, Prompt
 from tests.chat_client import generations_finished, open_chat
 from tests.fake_upstream import Stream, openai_text_stream
 
@@ -75,3 +77,15 @@ async def test_the_settings_panel_names_the_variables(alice, async_client):
     await async_client.aforce_login(alice)
     panel = (await async_client.get(f"/c/{chat.id}/settings/")).content.decode()
     assert "{{CURRENT_DATE}}, {{CURRENT_TIME}}, {{CURRENT_WEEKDAY}}, {{USER_NAME}} and {{USER_LANGUAGE}}" in panel
+
+
+def test_a_page_with_saved_prompts_carries_what_it_cannot_know_to_fill_them_in(alice, client):
+    alice.first_name = "Alice"
+    alice.save()
+    client.force_login(alice)
+    assert "composer-prompt-values" not in client.get("/c/new/").content.decode()  # no prompt, nothing to fill
+    Prompt.objects.create(owner=alice, command="hi", text="Hello, I am {{USER_NAME}}.")
+    client.cookies["django_language"] = "zh-hans"
+    page = client.get("/c/new/").content.decode()
+    values = json.loads(re.search(r'id="composer-prompt-values" type="application/json">(.*?)</script>', page)[1])
+    assert values == {"USER_NAME": "Alice", "USER_LANGUAGE": "Simplified Chinese"}

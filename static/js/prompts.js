@@ -2,6 +2,9 @@
 // opens a list of the user's prompts whose command starts so; Up and Down move in it, Enter or Tab (or a click)
 // puts the prompt's text in the box in place of what was typed, to edit before sending, and Esc closes it.
 // The page carries the prompts as JSON (chat.html); without JavaScript the box is a plain box.
+// Variables in the text are filled in as it is put there, as Open WebUI does (chatapp/variables.py names them):
+// the time from this browser's clock, {{CLIPBOARD}} from the clipboard if the browser lets the page read it,
+// the user's name and language from the page. Any other {{NAME}}, or one the browser would not tell, stays.
 (function () {
   "use strict";
 
@@ -74,9 +77,43 @@
     if (offered.length) { draw(box); } else { close(box); }
   }
 
+  var WEEKDAYS = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
+  var pageValues = {};
+
+  function twoDigits(number) { return String(number).padStart(2, "0"); }
+
+  function filledIn(text, clipboard) {
+    var now = new Date();
+    var date = now.getFullYear() + "-" + twoDigits(now.getMonth() + 1) + "-" + twoDigits(now.getDate());
+    var time = [now.getHours(), now.getMinutes(), now.getSeconds()].map(twoDigits).join(":");
+    var values = Object.assign({
+      CURRENT_DATE: date,
+      CURRENT_TIME: time,
+      CURRENT_DATETIME: date + " " + time,
+      CURRENT_WEEKDAY: WEEKDAYS[now.getDay()],
+      CURRENT_TIMEZONE: Intl.DateTimeFormat().resolvedOptions().timeZone,
+      CLIPBOARD: clipboard
+    }, pageValues);
+    return text.replace(/\{\{([A-Z_]+)\}\}/g, function (found, name) {
+      return typeof values[name] === "string" ? values[name] : found;
+    });
+  }
+
+  function readClipboard(text) {
+    // Asked only when the prompt wants it: the browser may ask the reader first.
+    if (text.indexOf("{{CLIPBOARD}}") < 0 || !navigator.clipboard || !navigator.clipboard.readText) {
+      return Promise.resolve(undefined);
+    }
+    return navigator.clipboard.readText().catch(function () { return undefined; });
+  }
+
   function choose(box, prompt) {
     close(box);
-    box.value = prompt.text;
+    readClipboard(prompt.text).then(function (clipboard) { put(box, filledIn(prompt.text, clipboard)); });
+  }
+
+  function put(box, text) {
+    box.value = text;
     box.setSelectionRange(box.value.length, box.value.length);
     box.focus();
     // The box grows and keeps the draft, as when typed (chat.js); the text is not a command to offer again.
@@ -112,5 +149,7 @@
   document.addEventListener("DOMContentLoaded", function () {
     var data = document.getElementById("composer-prompts");
     prompts = data ? JSON.parse(data.textContent) : [];
+    var values = document.getElementById("composer-prompt-values");
+    pageValues = values ? JSON.parse(values.textContent) : {};
   });
 })();
