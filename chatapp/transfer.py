@@ -124,8 +124,14 @@ def branch(request: HttpRequest, conversation_id) -> HttpResponse:
         role=Message.Role.ASSISTANT,
     )
     chosen = conversation.chat_settings()
-    chosen["title"] = (_("Branch · %(title)s") % {"title": conversation})[:200]
+    chosen["title"] = _branch_title(str(conversation))
     return redirect(copy_of(conversation, conversation.path_to(answer.id), request.user, chosen))
+
+
+def _branch_title(title: str) -> str:
+    """"Branch · Trip", for a branch of "Trip" and for a branch of that: one mark says it is a branch."""
+    mark = _("Branch · %(title)s") % {"title": ""}
+    return title if title.startswith(mark) else (_("Branch · %(title)s") % {"title": title})[:200]
 
 
 def _files_of(rows: list[Message]):

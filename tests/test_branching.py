@@ -50,6 +50,9 @@ def test_a_branch_is_a_new_chat_up_to_the_answer_with_the_chats_settings_and_fil
     assert alice_client.get(f"/c/{copy.id}/attachments/{picture['id']}/").content == PNG
     assert "<strong>Lisbon</strong>" in alice_client.get(copy.get_absolute_url()).content.decode()
 
+    _branch(alice_client, copy, copy.branch()[1].id)  # a branch of the branch
+    assert Conversation.objects.latest("created_at").title == "Branch · Trip"
+
     chat.refresh_from_db()  # the chat branched from is as it was
     assert [m.content for m in chat.branch()] == ["Where to?", "**Lisbon**.", "When?", "In May."]
     assert chat.messages.count() == 5
