@@ -455,10 +455,11 @@ async def aresume_or_interrupt(message: Message) -> bool:
 
 @database_sync_to_async
 def _save_final(message: Message) -> None:
-    """The answer as it ended, and its conversation's place in the list (by `updated_at`), in one transaction."""
+    """The answer as it ended, and its conversation's place in the list (by `written_at`), in one transaction."""
     with transaction.atomic():
         message.save()
-        Conversation.objects.filter(pk=message.conversation_id).update(updated_at=timezone.now())
+        now = timezone.now()
+        Conversation.objects.filter(pk=message.conversation_id).update(written_at=now, updated_at=now)
 
 
 def interrupt_orphans(conversation: Conversation | None = None) -> int:

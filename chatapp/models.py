@@ -7,6 +7,7 @@ from typing import NamedTuple
 from django.conf import settings
 from django.db import connection, models
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -120,6 +121,9 @@ class Conversation(ChatSettings):
     current_leaf = models.ForeignKey(
         "Message", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("current message")
     )
+    # When it was last written in (a question, an answer ending, an answer rewritten): the list's order and
+    # groups. Not `updated_at`, which a rename, new settings or a version flipped change too.
+    written_at = models.DateTimeField(_("last written in"), null=True, blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
@@ -130,7 +134,7 @@ class Conversation(ChatSettings):
         verbose_name = _("conversation")
         verbose_name_plural = _("conversations")
         ordering = ["-updated_at"]
-        indexes = [models.Index(fields=["owner", "-pinned", "-updated_at"], name="conversation_listing")]
+        indexes = [models.Index(fields=["owner", "-pinned", "-written_at"], name="conversation_listing")]
 
     def __str__(self) -> str:
         return self.title or str(_("New chat"))
@@ -268,7 +272,8 @@ class Conversation(ChatSettings):
         self.model = self.model if model is None else model
         self.unarchived = self.archived_at is not None  # written in again: back in the list
         self.archived_at = None
-        self.save(update_fields=["current_leaf", "model", "archived_at", "updated_at"])
+        self.written_at = timezone.now()
+        self.save(update_fields=["current_leaf", "model", "archived_at", "written_at", "updated_at"])
 
 
 class Outline(NamedTuple):

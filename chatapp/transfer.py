@@ -925,7 +925,9 @@ def save_imports(owner, imported: list[ImportedConversation]) -> list[Conversati
         _update_rows(rows, ["parent", "created_at"])
         _save_files(conversation, item.messages, rows)
         conversation.current_leaf = by_key.get(item.current_leaf)
-        conversation.save(update_fields=["current_leaf", "updated_at"])
+        # At the top of the list, as a chat just written in: where whoever imported or branched it looks.
+        conversation.written_at = timezone.now() if rows else None
+        conversation.save(update_fields=["current_leaf", "written_at", "updated_at"])
         # The answers on screen are rendered once now, as a finished generation does.
         from chatapp.rendering import render_markdown
 

@@ -6,6 +6,7 @@ from asgiref.sync import sync_to_async
 from django.contrib import messages
 from django.core.cache import cache
 from django.core.paginator import Paginator
+from django.db.models import F
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -39,7 +40,7 @@ def _conversation_page(request: HttpRequest, query: str = "", page: int = 1):
     conversations = Conversation.objects.of(request.user).written_in()
     if not query.strip():
         conversations = conversations.filter(archived_at=None)
-    conversations = conversations.search(query).order_by("-pinned", "-updated_at")
+    conversations = conversations.search(query).order_by("-pinned", F("written_at").desc(nulls_last=True))
     return Paginator(conversations, CONVERSATIONS_PER_PAGE).get_page(page)
 
 

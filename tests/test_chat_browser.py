@@ -938,7 +938,7 @@ def test_the_list_is_grouped_by_when_each_chat_was_last_written_in(page, app, up
         "    chat = Conversation.objects.create(owner=User.objects.get(username='alice'), title=title)\n"
         "    chat.current_leaf = Message.objects.create(conversation=chat, role='user', content=title)\n"
         "    chat.save()\n"
-        "    Conversation.objects.filter(pk=chat.pk).update(updated_at=timezone.now() - timedelta(days=days))\n"
+        "    Conversation.objects.filter(pk=chat.pk).update(written_at=timezone.now() - timedelta(days=days))\n"
     ))  # fmt: skip
     upstream_server.enqueue(Stream(openai_text_stream("Fresh.")))
     _send(page, "Zebra, written today")

@@ -21,7 +21,7 @@ def _chat(owner, title="", answer="The answer mentions a zeppelin somewhere in t
     chat = Conversation.objects.create(owner=owner, title=title, model=MODEL)
     question = Message.objects.create(conversation=chat, role="user", content="Tell me something")
     reply = Message.objects.create(conversation=chat, parent=question, role="assistant", content=answer)
-    chat.current_leaf = reply
+    chat.current_leaf, chat.written_at = reply, timezone.now()
     chat.save()
     return chat
 
@@ -62,6 +62,32 @@ def test_the_list_is_paginated_newest_first_with_pinned_on_top(alice_client, ali
     assert "page=2" in first
     second = alice_client.get("/c/list/", {"page": 2}, HTTP_HX_REQUEST="true").content.decode()
     assert "Chat 01" in second and "Chat 34" not in second
+
+
+@pytest.mark.django_db
+def test_the_list_keeps_a_chats_place_until_it_is_written_in(alice_client, alice, settings):
+    settings.OPENROUTER_API_KEY = "sk-or-test"
+    settings.OPENROUTER_URL = "http://127.0.0.1:9"  # no catalogue: built-ins and CUSTOM_MODELS only
+    settings.CUSTOM_MODELS = "+fake/model@openrouter=Fake"
+    older, newer = _chat(alice, "Older"), _chat(alice, "Newer")
+    first = older.current_leaf
+    second = older.regenerate(first, MODEL)
+    Message.objects.filter(pk=second.pk).update(status="done", content="Another answer.")
+    Conversation.objects.filter(pk=older.pk).update(written_at=timezone.now() - timedelta(days=3))
+
+    def listed() -> list[str]:
+        page = alice_client.get("/c/list/", HTTP_HX_REQUEST="true").content.decode()
+        return sorted(("Older, renamed", "Newer"), key=page.index)
+
+    alice_client.post(f"/c/{older.id}/rename/", {"title": "Older, renamed"})
+    alice_client.post(f"/c/{older.id}/versions/{first.id}/")  # back to the first answer
+    alice_client.post(f"/c/{older.id}/settings/", {"model": MODEL, "system_prompt": "Be brief."})
+    assert listed() == ["Newer", "Older, renamed"]  # none of those is writing in it
+    older.refresh_from_db()
+    assert older.system_prompt == "Be brief." and older.current_leaf_id == first.id
+
+    older.edit_answer(older.current_leaf, "A rewritten answer.")
+    assert listed() == ["Older, renamed", "Newer"]
 
 
 # -- rename, pin, delete and undo -------------------------------------------------------------
