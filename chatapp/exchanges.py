@@ -128,16 +128,16 @@ def start_edit(user, conversation_id: uuid.UUID, message_id: int | None, text: s
         return conversation, answer
 
 
-def rewrite_answer(user, conversation_id: uuid.UUID, message_id: int | None, text: str) -> Message:
-    """An answer as its reader words it (Conversation.edit_answer), shown in its place; the same answer if `text`
-    is its text already. Nothing is asked of a model."""
+def rewrite_answer(user, conversation_id: uuid.UUID, message_id: int | None, text: str) -> Started:
+    """An answer as its reader words it (Conversation.edit_answer), now on screen; the same answer if `text` is
+    its text already. Nothing is asked of a model."""
     if problem := question_problem(text):
         raise Refused(problem)
     with _locked(user, conversation_id) as conversation:
         answer = conversation.messages.filter(pk=message_id, role=Message.Role.ASSISTANT).first()
         if answer is None:
             raise Refused(_("That message was not found."))
-        return answer if text == answer.content else conversation.edit_answer(answer, text)
+        return conversation, answer if text == answer.content else conversation.edit_answer(answer, text)
 
 
 def default_model_ref(user) -> str:

@@ -48,7 +48,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_unicode_slug
 from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -60,7 +60,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from chatapp import attachments, exchanges, uploads
 from chatapp.models import Attachment, Conversation, Message, Preset, Prompt
-from chatapp.views import _get_conversation_for_user
+from chatapp.views import _get_conversation_for_user, finished_answer_or_404
 from providers.registry import get_provider
 
 FORMAT = "switchboard.conversation"
@@ -118,11 +118,7 @@ def branch(request: HttpRequest, conversation_id) -> HttpResponse:
     """A new chat holding the branch on screen up to one answer, with the chat's settings: to go another way from
     there and keep this chat as it is (LibreChat's fork, ChatGPT's "Branch in new chat")."""
     conversation = _get_conversation_for_user(request, conversation_id)
-    answer = get_object_or_404(
-        conversation.messages.exclude(status=Message.Status.STREAMING),
-        id=exchanges.message_id(request.POST.get("message_id")),
-        role=Message.Role.ASSISTANT,
-    )
+    answer = finished_answer_or_404(conversation, request.POST.get("message_id"))
     chosen = conversation.chat_settings()
     chosen["title"] = _branch_title(str(conversation))
     return redirect(copy_of(conversation, conversation.path_to(answer.id), request.user, chosen))
@@ -130,8 +126,8 @@ def branch(request: HttpRequest, conversation_id) -> HttpResponse:
 
 def _branch_title(title: str) -> str:
     """"Branch · Trip", for a branch of "Trip" and for a branch of that: one mark says it is a branch."""
-    mark = _("Branch · %(title)s") % {"title": ""}
-    return title if title.startswith(mark) else (_("Branch · %(title)s") % {"title": title})[:200]
+    titled = _("Branch · %(title)s")
+    return title if title.startswith(titled % {"title": ""}) else (titled % {"title": title})[:200]
 
 
 def _files_of(rows: list[Message]):

@@ -35,6 +35,12 @@ def _get_conversation_for_user(request: HttpRequest, conversation_id) -> Convers
     return get_object_or_404(Conversation.objects.of(request.user), id=conversation_id)
 
 
+def finished_answer_or_404(chat: Conversation, message_id) -> Message:
+    """An answer of `chat` that is not being written, by its id from a form (Branch in new chat, Edit); else a 404."""
+    finished = chat.messages.exclude(status=Message.Status.STREAMING)
+    return get_object_or_404(finished, id=exchanges.message_id(message_id), role=Message.Role.ASSISTANT)
+
+
 def _conversation_page(request: HttpRequest, query: str = "", page: int = 1):
     # An archived chat leaves the list, but a search finds it.
     conversations = Conversation.objects.of(request.user).written_in()
@@ -64,6 +70,7 @@ def _render_chat(request: HttpRequest, conversation: Conversation | None) -> Htt
         window, branch = conversation.window_with_versions(pick)
     selected = (conversation.model if conversation else "") or default_model_ref(request.user, providers, table)
     query = _search_query(request.GET)  # a search result opened: the list still shows the others
+    prompts = list(Prompt.objects.filter(owner=request.user).values("command", "text"))
     context = {
         "conversation": conversation,
         # A new chat gets its id now; the row is created with the first message.
@@ -78,8 +85,9 @@ def _render_chat(request: HttpRequest, conversation: Conversation | None) -> Htt
         "streaming": any(m.status == Message.Status.STREAMING for m in branch),
         # A chat with no message yet may start from one (read only then: the page of a long chat pays nothing).
         "presets": Preset.objects.filter(owner=request.user),
-        "prompts": list(Prompt.objects.filter(owner=request.user).values("command", "text")),
-        "prompt_values": page_values(Reader.of(request.user, request.LANGUAGE_CODE, request.COOKIES)),
+        "prompts": prompts,
+        # The variables prompts.js fills in that the page cannot know (none are needed without a prompt).
+        "prompt_values": prompts and page_values(Reader.of(request.user, request.LANGUAGE_CODE, request.COOKIES)),
     }
     return render(request, "chatapp/chat.html", context)
 
@@ -307,22 +315,20 @@ def edit_answer(request: HttpRequest, conversation_id) -> HttpResponse:
     """An answer rewritten by its reader (GET: the form, into the answer's Edit, or as a page without JavaScript;
     POST: the new version, shown in place of the model's, which stays a version)."""
     chat = _get_conversation_for_user(request, conversation_id)
-    answer_id = exchanges.message_id(request.POST.get("message_id") or request.GET.get("message_id"))
     if request.method == "GET":
-        final = chat.messages.exclude(status=Message.Status.STREAMING)
-        answer = get_object_or_404(final, id=answer_id, role=Message.Role.ASSISTANT)
+        answer = finished_answer_or_404(chat, request.GET.get("message_id"))
         if request.htmx:
             return render(request, "chatapp/_answer_edit.html", {"conversation": chat, "message": answer})
         context = {"conversation": chat, "message": answer, "back_url": chat.url_at(answer.id)}
         return render(request, "chatapp/edit_answer.html", context)
+    answer_id, text = exchanges.message_id(request.POST.get("message_id")), request.POST.get("message", "").strip()
     try:
-        answer = exchanges.rewrite_answer(request.user, chat.id, answer_id, request.POST.get("message", "").strip())
+        chat, answer = exchanges.rewrite_answer(request.user, chat.id, answer_id, text)
     except exchanges.Refused as refused:
         if request.htmx:  # the page stays as it is, and says why
             return reswap(render(request, "chatapp/_notice.html", {"text": refused.reason}), "none")
         messages.error(request, refused.reason)
         return redirect(chat)
-    chat.refresh_from_db(fields=["current_leaf"])  # the new version's
     return _shown_at(request, chat, answer.id)
 
 

@@ -69,7 +69,8 @@ def test_the_list_keeps_a_chats_place_until_it_is_written_in(alice_client, alice
     settings.OPENROUTER_API_KEY = "sk-or-test"
     settings.OPENROUTER_URL = "http://127.0.0.1:9"  # no catalogue: built-ins and CUSTOM_MODELS only
     settings.CUSTOM_MODELS = "+fake/model@openrouter=Fake"
-    older, newer = _chat(alice, "Older"), _chat(alice, "Newer")
+    older = _chat(alice, "Older")
+    _chat(alice, "Newer")
     first = older.current_leaf
     second = older.regenerate(first, MODEL)
     Message.objects.filter(pk=second.pk).update(status="done", content="Another answer.")
