@@ -109,7 +109,7 @@ def copy_of(conversation: Conversation, path: list[Message], owner, chosen: dict
     entry = _entry(conversation, path, _files_by_id(path))
     entry["conversation"] = chosen
     entry["current_leaf"] = len(path)
-    [copy] = save_imports(owner, [_read_entry(entry)])
+    [copy] = save_imports(owner, [_read_entry(entry)], copies=True)
     return copy
 
 
@@ -896,8 +896,13 @@ def save_library(owner, imported: Imported) -> tuple[int, int]:
 
 
 @transaction.atomic
-def save_imports(owner, imported: list[ImportedConversation]) -> list[Conversation]:
-    """New conversations of `owner`, with the trees, versions and current leaves as read."""
+def save_imports(owner, imported: list[ImportedConversation], copies: bool = False) -> list[Conversation]:
+    """New conversations of `owner`, with the trees, versions and current leaves as read.
+
+    An import keeps each conversation's place in the list: it was last written in when its newest message was
+    (now, for messages without dates, as NextChat's are). `copies` made now (a branch, a shared chat continued)
+    go to the top of the list, where whoever made them looks.
+    """
     saved = []
     for item in imported:
         conversation = Conversation.objects.create(owner=owner, **item.settings)
@@ -921,8 +926,8 @@ def save_imports(owner, imported: list[ImportedConversation]) -> list[Conversati
         _update_rows(rows, ["parent", "created_at"])
         _save_files(conversation, item.messages, rows)
         conversation.current_leaf = by_key.get(item.current_leaf)
-        # At the top of the list, as a chat just written in: where whoever imported or branched it looks.
-        conversation.written_at = timezone.now() if rows else None
+        now = timezone.now()
+        conversation.written_at = None if not rows else now if copies else min(now, max(r.created_at for r in rows))
         conversation.save(update_fields=["current_leaf", "written_at", "updated_at"])
         # The answers on screen are rendered once now, as a finished generation does.
         from chatapp.rendering import render_markdown

@@ -154,6 +154,24 @@ def test_export_then_import_gives_back_the_same_tree(alice_client, alice, tree):
     assert imported.messages.get(content="Paris.").created_at == tree.messages.get(content="Paris.").created_at
 
 
+def test_an_import_keeps_each_chats_place_in_the_list_and_a_branch_of_it_goes_to_the_top(alice_client, tree):
+    exported = _document(alice_client, tree)
+    for message in exported["messages"]:
+        message["created_at"] = "2024-03-01T09:00:00+00:00"
+    exported["messages"][-1]["created_at"] = "2024-03-02T10:30:00+00:00"  # the newest, though not on screen
+    exported["conversation"]["title"] = "Restored"
+    _upload(alice_client, json.dumps(exported))
+    restored = Conversation.objects.get(title="Restored")
+    page = alice_client.get("/c/list/", HTTP_HX_REQUEST="true").content.decode()
+    # Below the chat written in today, and dated for the reader's groups (here, March 2024) as it was.
+    assert page.index("Capitals of Europe") < page.index("Restored")
+    assert f'id="conversation-{restored.id}" class="conversation-item" data-updated="2024-03-02T10:30:00+00:00"' in page
+
+    alice_client.post(f"/c/{restored.id}/branch/", {"message_id": restored.current_leaf_id})
+    page = alice_client.get("/c/list/", HTTP_HX_REQUEST="true").content.decode()
+    assert page.index("Branch · Restored") < page.index("Capitals of Europe") < page.index(">Restored<")
+
+
 def test_an_import_belongs_to_the_importer_and_leaves_the_original_alone(alice_client, client, bob, tree):
     exported = _document(alice_client, tree)
     client.force_login(bob)
