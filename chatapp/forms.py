@@ -55,7 +55,8 @@ class ChatSettingsForm(forms.ModelForm):
             for group in picker_groups(providers, table)
         ]
         self.initial["provider_order"] = ", ".join(self.instance.provider_order or [])  # a list, edited as text
-        entry = self._entry(self.instance.model)
+        # The model asked for, if the form was sent: the one it was drawn with may be another.
+        entry = self._entry(self.data.get("model") or self.instance.model if self.is_bound else self.instance.model)
         if entry is not None and entry.source == "catalogue" and not entry.supports_reasoning:
             # Offered only where the model can reason (or when we cannot tell).
             del self.fields["reasoning_effort"]

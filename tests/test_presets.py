@@ -6,6 +6,7 @@ import uuid
 import pytest
 from django.test import Client
 
+from accounts.models import Preferences
 from chatapp.models import Conversation, Preset
 from tests.chat_client import open_chat
 from tests.fake_upstream import Stream, openai_text_stream
@@ -108,6 +109,15 @@ def test_a_new_chats_page_offers_the_presets_until_its_first_message(alice, open
 
     chat.add_exchange("Hello", None, SONNET)
     assert "Or start from a preset:" not in client.get(f"/c/{chat_id}/").content.decode()
+
+
+@pytest.mark.django_db
+def test_a_presets_reasoning_effort_is_kept_whatever_model_its_form_was_drawn_with(alice, openrouter):
+    Preferences.objects.create(user=alice, default_model=MINI)  # a new preset's form opens on a model that
+    client = _signed_in(alice)  # cannot reason, and offers no effort
+    assert 'name="reasoning_effort"' not in client.get("/settings/presets/").content.decode()
+    client.post("/settings/presets/", PIRATE)  # Sonnet, which can
+    assert Preset.objects.get(owner=alice).reasoning_effort == "low"
 
 
 @pytest.mark.django_db
