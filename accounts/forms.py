@@ -61,6 +61,7 @@ class PreferencesForm(forms.ModelForm):
         if model_groups is not None:
             self.fields["default_model"] = forms.ChoiceField(
                 label=self.fields["default_model"].label,
+                help_text=_("New chats start with it, unless the preset they start from names another model."),
                 required=False,
                 choices=self._model_choices(model_groups, default_label),
             )

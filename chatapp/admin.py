@@ -32,7 +32,7 @@ class ShareAdmin(admin.ModelAdmin):
 
 @admin.register(Preset)
 class PresetAdmin(admin.ModelAdmin):
-    list_display = ("name", "owner", "model", "updated_at")
+    list_display = ("name", "owner", "model", "for_new_chats", "updated_at")
     search_fields = ("name", "owner__username")
     raw_id_fields = ("owner",)
 

@@ -55,9 +55,11 @@ def save_uploads(user, conversation_id: uuid.UUID, files: list[UploadedFile]) ->
 
 
 def _conversation_for_upload(user, conversation_id: uuid.UUID) -> Conversation:
-    conversation, _created = Conversation.objects.get_or_create(
-        id=conversation_id, defaults={"owner": user, "model": exchanges.default_model_ref(user)}
-    )
+    conversation = Conversation.objects.filter(id=conversation_id).first()
+    if conversation is None:  # made as another request may make it too
+        conversation, _created = Conversation.objects.get_or_create(
+            id=conversation_id, defaults=exchanges.new_chat_fields(user)
+        )
     if conversation.owner_id != user.id or conversation.deleted_at is not None:
         raise Http404  # as for any page of another user's conversation
     return conversation

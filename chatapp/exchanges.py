@@ -13,7 +13,7 @@ from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 
 from chatapp import attachments
-from chatapp.models import Conversation, Message
+from chatapp.models import Conversation, Message, Preset
 from providers import ratelimit
 
 MAX_MODEL_REF = 200
@@ -60,11 +60,10 @@ async def acount_request(user) -> None:
 def _locked(user, conversation_id: uuid.UUID, create_with_model: str | None = None):
     with transaction.atomic():
         created = False
-        if create_with_model is None:
-            conversation = Conversation.objects.select_for_update().filter(id=conversation_id).first()
-        else:
+        conversation = Conversation.objects.select_for_update().filter(id=conversation_id).first()
+        if conversation is None and create_with_model is not None:  # made as another request may make it too
             conversation, created = Conversation.objects.select_for_update().get_or_create(
-                id=conversation_id, defaults={"owner": user, "model": create_with_model}
+                id=conversation_id, defaults=new_chat_fields(user, create_with_model)
             )
         if conversation is None or conversation.owner_id != user.id or conversation.deleted_at is not None:
             raise Refused(_("This conversation was not found."))
@@ -146,3 +145,10 @@ def default_model_ref(user) -> str:
     from providers.credentials import reachable_providers
 
     return picker.default_model_ref(user, reachable_providers(user))
+
+
+def new_chat_fields(user, model: str = "") -> dict:
+    """The fields a new chat of the user's is made with: the settings of the preset they start new chats from, if
+    any; `model` (the picker's) if given, else the model new chats start with (that preset's, if still offered)."""
+    preset = Preset.objects.filter(owner=user, for_new_chats=True).first()
+    return {**(preset.chat_settings() if preset else {}), "owner": user, "model": model or default_model_ref(user)}

@@ -1,4 +1,5 @@
 from django import forms
+from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 
 from chatapp.models import ChatSettings, Conversation, Preset, Prompt
@@ -93,10 +94,19 @@ class ConversationSettingsForm(ChatSettingsForm):
 class PresetForm(ChatSettingsForm):
     class Meta(ChatSettingsForm.Meta):
         model = Preset
-        fields = ("name", *ChatSettings.SETTINGS)
+        fields = ("name", *ChatSettings.SETTINGS, "for_new_chats")
+        labels = {**ChatSettingsForm.Meta.labels, "for_new_chats": _("New chats start from this preset")}
 
     def clean_name(self) -> str:
         return _one_of_a_kind(self, "name", _("You already have a preset named “%(name)s”."))
+
+    @transaction.atomic
+    def save(self, commit: bool = True) -> Preset:
+        if commit and self.instance.for_new_chats:  # the one new chats start from: no longer the one before
+            Preset.objects.filter(owner=self.instance.owner, for_new_chats=True).exclude(pk=self.instance.pk).update(
+                for_new_chats=False
+            )
+        return super().save(commit)
 
 
 class PresetChoiceForm(forms.Form):

@@ -616,6 +616,12 @@ class Preset(ChatSettings):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="presets", verbose_name=_("owner")
     )
     name = models.CharField(_("name"), max_length=100)
+    # LibreChat's default preset: a new chat starts with its settings (chatapp.exchanges.new_chat_fields).
+    for_new_chats = models.BooleanField(
+        _("new chats start from it"),
+        default=False,
+        help_text=_("Each new chat takes this preset's settings, unless another preset is applied to it."),
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
@@ -623,7 +629,12 @@ class Preset(ChatSettings):
         verbose_name = _("preset")
         verbose_name_plural = _("presets")
         ordering = ["name"]
-        constraints = [models.UniqueConstraint(fields=["owner", "name"], name="preset_name_per_owner")]
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "name"], name="preset_name_per_owner"),
+            models.UniqueConstraint(
+                fields=["owner"], condition=models.Q(for_new_chats=True), name="one_preset_for_new_chats_per_owner"
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name

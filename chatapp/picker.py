@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 from decimal import Decimal
 
+from chatapp.models import Preset
 from providers.model_table import ModelTable
 from providers.registry import PROVIDERS, Provider
 
@@ -77,11 +78,13 @@ def picker_context(providers: list[str], selected: str, table: ModelTable | None
 
 
 def default_model_ref(user, providers: list[str], table: ModelTable | None = None) -> str:
-    """The user's preferred model if still allowed, else DEFAULT_MODEL, else the first offered."""
+    """The model new chats of the user's start with: that of the preset they start them from, else their preferred
+    model, each if still allowed; else DEFAULT_MODEL, else the first offered."""
     table = table or ModelTable.current()
-    preferred = getattr(getattr(user, "preferences", None), "default_model", "")
-    resolved = table.resolve(preferred, providers) if preferred else None
-    if resolved is not None and resolved[0] in providers:
-        return model_ref(*resolved)
+    preset_model = Preset.objects.filter(owner=user, for_new_chats=True).values_list("model", flat=True).first()
+    for preferred in (preset_model, getattr(getattr(user, "preferences", None), "default_model", "")):
+        resolved = table.resolve(preferred, providers) if preferred else None
+        if resolved is not None and resolved[0] in providers:
+            return model_ref(*resolved)
     default = table.default_model(providers)
     return model_ref(*default) if default else ""

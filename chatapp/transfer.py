@@ -19,7 +19,7 @@ All of a user's conversations at once (a backup, `GET /c/export.json`):
     {"format": "switchboard.conversations", "version": 1, "exported_at": ...,
      "conversations": [{"conversation": ..., "messages": [...], "current_leaf": ...}, ...],
      "presets": [{name, model, system_prompt, temperature, top_p, max_tokens, reasoning_effort,
-                  provider_order, allow_fallbacks}, ...],
+                  provider_order, allow_fallbacks, for_new_chats}, ...],
      "prompts": [{command, text}, ...]}
 
 (a backup without "presets" or "prompts", as made before they were, imports as one with none).
@@ -265,7 +265,7 @@ async def _backup(user) -> AsyncIterator[str]:
         separator = ",\n"
     library = {
         "presets": [
-            {"name": preset.name, **preset.chat_settings()}
+            {"name": preset.name, **preset.chat_settings(), "for_new_chats": preset.for_new_chats}
             async for preset in Preset.objects.filter(owner=user)
         ],
         "prompts": [
@@ -566,7 +566,7 @@ def _read_library(document: dict, key: str, where: str, read: Callable[["_Fields
 def _read_preset(fields: "_Fields") -> dict[str, Any]:
     chosen = _read_settings(fields)
     del chosen["title"], chosen["pinned"], chosen["archived_at"]  # a chat's, not a preset's
-    return {"name": _required(fields, "name", 100), **chosen}
+    return {"name": _required(fields, "name", 100), **chosen, "for_new_chats": fields.flag("for_new_chats", False)}
 
 
 def _read_prompt(fields: "_Fields") -> dict[str, str]:
@@ -890,6 +890,11 @@ def save_library(owner, imported: Imported) -> tuple[int, int]:
         for row in rows:
             if row[key] not in taken:
                 new.setdefault(row[key], row)
+        if model is Preset:  # new chats start from one at most: the owner's, else the file's first
+            has_one = Preset.objects.filter(owner=owner, for_new_chats=True).exists()
+            for row in new.values():
+                row["for_new_chats"] = row["for_new_chats"] and not has_one
+                has_one = has_one or row["for_new_chats"]
         model.objects.bulk_create(model(owner=owner, **row) for row in new.values())
         added.append(len(new))
     return tuple(added)

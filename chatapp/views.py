@@ -424,5 +424,5 @@ def _chat_or_new(request: HttpRequest, conversation_id, providers, table) -> Con
     if Conversation.objects.filter(id=conversation_id).exists():
         return _get_conversation_for_user(request, conversation_id)
     model = default_model_ref(request.user, providers, table)
-    return Conversation(id=conversation_id, owner=request.user, model=model)
+    return Conversation(id=conversation_id, **exchanges.new_chat_fields(request.user, model))
 

@@ -4,12 +4,14 @@ import re
 import uuid
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.test import Client
 
 from accounts.models import Preferences
 from chatapp.models import Conversation, Preset
 from tests.chat_client import open_chat
 from tests.fake_upstream import Stream, openai_text_stream
+from tests.test_attachments import upload
 
 SONNET = "anthropic/claude-sonnet-4.5@openrouter"  # in the fake upstream's catalogue, and it reasons
 MINI = "openai/gpt-4o-mini@openrouter"
@@ -109,6 +111,59 @@ def test_a_new_chats_page_offers_the_presets_until_its_first_message(alice, open
 
     chat.add_exchange("Hello", None, SONNET)
     assert "Or start from a preset:" not in client.get(f"/c/{chat_id}/").content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_new_chats_start_from_the_preset_chosen_for_them(alice, openrouter, async_client):
+    await async_client.aforce_login(alice)
+    plain = await Preset.objects.acreate(owner=alice, name="Plain", model=MINI, for_new_chats=True)
+    page = (await async_client.post("/settings/presets/", {**PIRATE, "for_new_chats": "on"}, follow=True)).content
+    # One preset at a time: the one chosen last.
+    assert [p.name async for p in Preset.objects.filter(owner=alice, for_new_chats=True)] == ["Pirate"]
+    assert re.findall(r'>(\w+)</a> <span class="badge">New chats</span>', page.decode()) == ["Pirate"]
+    await plain.arefresh_from_db()
+    assert not plain.for_new_chats
+
+    new_page = (await async_client.get("/c/new/")).content.decode()
+    assert "Starts from your preset “Pirate”. System prompt: <q>Talk like a pirate.</q>" in new_page
+    assert f'<option value="{SONNET}" selected' in new_page  # its model, in the composer's picker
+    chat_id = uuid.UUID(re.search(r'data-conversation-id="([0-9a-f-]{36})"', new_page).group(1))
+
+    openrouter.enqueue(Stream(openai_text_stream("Arr.")))
+    socket, connected = await open_chat(alice, chat_id)
+    assert connected
+    await socket.send(action="send", message="Hello", model=SONNET)
+    await socket.until(lambda s: any(m.role == "assistant" for m in s.shown.values()))
+    await socket.until_status(socket.last_assistant_id(), "done")
+    await socket.close()
+    sent = openrouter.chat_requests[-1].json
+    assert sent["messages"][0] == {"role": "system", "content": "Talk like a pirate."}
+    assert (sent["temperature"], sent["max_tokens"], sent["reasoning"]) == (0.2, 300, {"effort": "low"})
+    chat = await Conversation.objects.aget(pk=chat_id)
+    assert (chat.system_prompt, chat.model) == ("Talk like a pirate.", SONNET)  # a copy, kept with the chat
+
+    # A chat made otherwise takes them too: by its settings panel, or by its first file.
+    panel = (await async_client.get(f"/c/{uuid.uuid4()}/settings/", headers={"HX-Request": "true"})).content
+    assert "Talk like a pirate.</textarea>" in panel.decode()
+    other_id = uuid.uuid4()
+    await async_client.post(f"/c/{other_id}/attachments/", {"file": upload("notes.txt", b"Plans")})
+    assert (await Conversation.objects.aget(pk=other_id)).system_prompt == "Talk like a pirate."
+
+
+@pytest.mark.django_db
+def test_a_preset_for_new_chats_whose_model_is_gone_gives_them_the_rest(alice, openrouter, settings):
+    client = _signed_in(alice)
+    _pirate(alice, for_new_chats=True)
+    settings.CUSTOM_MODELS = f"-all,+{MINI.split('@')[0]}"  # Sonnet is no longer offered
+    new_page = client.get("/c/new/").content.decode()
+    assert "Starts from your preset “Pirate”." in new_page
+    assert f'<option value="{MINI}" selected' in new_page  # the one offered, not a model the server refuses
+    chat_id = re.search(r'data-conversation-id="([0-9a-f-]{36})"', new_page).group(1)
+    client.post(f"/c/{chat_id}/attachments/", {"file": upload("notes.txt", b"Plans")})
+    chat = Conversation.objects.get(pk=chat_id)
+    assert (chat.system_prompt, chat.model) == ("Talk like a pirate.", MINI)
+    # Another user's new chats are their own.
+    assert "Starts from your preset" not in _signed_in(get_user_model().objects.create_user("carol")).get("/c/new/").content.decode()
 
 
 @pytest.mark.django_db

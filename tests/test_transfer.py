@@ -212,7 +212,7 @@ def test_every_conversation_exports_as_one_backup_that_imports_whole(alice_clien
 
 def test_a_backup_carries_the_presets_and_prompts_and_keeps_those_one_has_already(alice_client, alice, bob, tree):
     Preset.objects.create(owner=alice, name="Pirate", model=MODEL, system_prompt="Arr.", temperature=0.2,
-                          provider_order=["anthropic"], allow_fallbacks=False)  # fmt: skip
+                          provider_order=["anthropic"], allow_fallbacks=False, for_new_chats=True)  # fmt: skip
     Preset.objects.create(owner=alice, name="Plain")
     Prompt.objects.create(owner=alice, command="tldr", text="Alice's summary:\n")
     Prompt.objects.create(owner=alice, command="翻译", text="Translate:")
@@ -220,8 +220,9 @@ def test_a_backup_carries_the_presets_and_prompts_and_keeps_those_one_has_alread
     backup = json.loads(async_to_sync(_received)(alice_client.get(reverse("conversations_export_json"))))
     assert backup["presets"][1] == {
         "name": "Plain", "model": "", "system_prompt": "", "temperature": None, "top_p": None, "max_tokens": None,
-        "reasoning_effort": "", "provider_order": [], "allow_fallbacks": True,
+        "reasoning_effort": "", "provider_order": [], "allow_fallbacks": True, "for_new_chats": False,
     }  # fmt: skip
+    assert backup["presets"][0]["for_new_chats"] is True
     alices = [{"command": "tldr", "text": "Alice's summary:\n"}, {"command": "翻译", "text": "Translate:"}]
     assert backup["prompts"] == alices
 
@@ -231,7 +232,7 @@ def test_a_backup_carries_the_presets_and_prompts_and_keeps_those_one_has_alread
     assert "Imported 1 conversation." in page and "Added 2 presets." in page and "Added 1 prompt." in page
     pirate = Preset.objects.get(owner=bob, name="Pirate")
     assert (pirate.model, pirate.system_prompt, pirate.temperature) == (MODEL, "Arr.", 0.2)
-    assert (pirate.provider_order, pirate.allow_fallbacks) == (["anthropic"], False)
+    assert (pirate.provider_order, pirate.allow_fallbacks, pirate.for_new_chats) == (["anthropic"], False, True)
     assert dict(Prompt.objects.filter(owner=bob).values_list("command", "text")) == {
         "tldr": "Bob's own summary:", "翻译": "Translate:"}  # his own kept
 
@@ -240,6 +241,16 @@ def test_a_backup_carries_the_presets_and_prompts_and_keeps_those_one_has_alread
     assert response.url == reverse("settings:prompts")
     page = alice_client.get(response.url).content.decode()
     assert "Added 1 prompt." in page and "preset" not in page.split('class="flash"')[1].split("</ul>")[0]
+
+    # New chats go on starting from the preset they did: another file's choice joins as a preset, no more.
+    captain = {**backup["presets"][0], "name": "Captain"}
+    _upload(alice_client, json.dumps({**backup, "presets": [captain, captain | {"name": "Mate"}]}))
+    assert dict(Preset.objects.filter(owner=bob).values_list("name", "for_new_chats")) == {
+        "Pirate": True, "Plain": False, "Captain": False, "Mate": False}
+    Preset.objects.filter(owner=bob).delete()  # with none: the file's first
+    _upload(alice_client, json.dumps({**backup, "presets": [captain, captain | {"name": "Mate"}]}))
+    assert dict(Preset.objects.filter(owner=bob).values_list("name", "for_new_chats")) == {
+        "Captain": True, "Mate": False}
 
 
 def test_the_import_page_has_a_file_field(alice_client):
