@@ -149,7 +149,7 @@ class Conversation(ChatSettings):
     @cached_property
     def form_urls(self) -> dict[str, str]:
         """Where each message's forms post: reversed once per page, not once per message of a long one."""
-        names = ("regenerate", "edit", "edit_answer", "branch", "continue")
+        names = ("regenerate", "edit", "edit_answer", "branch", "continue", "message_text")
         return {name: reverse(f"chat:{name}", args=[self.id]) for name in names}
 
     def branch(self, messages: list["Message"] | None = None) -> list["Message"]:

@@ -17,9 +17,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
-from chatapp import attachments, transfer
+from chatapp import attachments, exchanges, transfer
 from chatapp.models import Attachment, Message, Share
-from chatapp.views import _get_conversation_for_user
+from chatapp.views import _get_conversation_for_user, plain_text
 
 
 @require_http_methods(["GET", "POST"])
@@ -70,7 +70,9 @@ def shared(request: HttpRequest, token: str) -> HttpResponse:
         return redirect(transfer.copy_of(link.conversation, path, request.user, chosen))
     for message in path:
         message.shared_files = message.files_linked(lambda file_id: reverse("shared_file", args=[token, file_id]))
-    context = {"share": link, "conversation": link.conversation, "shown": path}  # "messages" are the flashes
+    context = {  # "messages" are the flashes
+        "share": link, "conversation": link.conversation, "shown": path, "text_url": reverse("shared_text", args=[token])
+    }
     return render(request, "chatapp/shared.html", context)
 
 
@@ -81,11 +83,28 @@ def shared_file(request: HttpRequest, token: str, attachment_id) -> HttpResponse
     if not _may_read(request):
         return redirect_to_login(request.path)
     link = _shared(token)
-    tree = list(Message.objects.filter(conversation_id=link.conversation_id).only("id", "parent_id", "attachments"))
-    path = link.conversation.path_to(link.leaf_id, tree)
-    if str(attachment_id) not in {file_id for message in path for file_id in message.file_ids}:
+    if str(attachment_id) not in {file_id for message in _shown(link, "attachments") for file_id in message.file_ids}:
         raise Http404
     return attachments.served(Attachment.objects.filter(id=attachment_id, conversation_id=link.conversation_id))
+
+
+@login_not_required
+@require_GET
+def shared_text(request: HttpRequest, token: str) -> HttpResponse:
+    """`?message_id=`: the text of a message the link shows, as written (views.message_text); others are a 404."""
+    if not _may_read(request):
+        return redirect_to_login(request.path)
+    wanted = exchanges.message_id(request.GET.get("message_id"))
+    shown = {message.id: message for message in _shown(_shared(token), "content")}
+    if wanted not in shown:
+        raise Http404
+    return plain_text(shown[wanted].content)
+
+
+def _shown(link: Share, *fields: str) -> list[Message]:
+    """The messages the link shows (with `fields` besides those of the tree), root first."""
+    tree = Message.objects.filter(conversation_id=link.conversation_id).only("id", "parent_id", *fields)
+    return link.conversation.path_to(link.leaf_id, list(tree))
 
 
 @require_http_methods(["GET", "POST"])

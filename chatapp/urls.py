@@ -18,6 +18,7 @@ chat_patterns = [
     path("c/<uuid:conversation_id>/branch/", transfer.branch, name="branch"),
     path("c/<uuid:conversation_id>/edit/", views.edit, name="edit"),
     path("c/<uuid:conversation_id>/edit-answer/", views.edit_answer, name="edit_answer"),
+    path("c/<uuid:conversation_id>/message-text/", views.message_text, name="message_text"),
     path("c/<uuid:conversation_id>/stop/", views.stop, name="stop"),
     path("c/<uuid:conversation_id>/rename/", views.rename, name="rename"),
     path("c/<uuid:conversation_id>/delete/", views.delete, name="delete"),

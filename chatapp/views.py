@@ -333,6 +333,19 @@ def edit_answer(request: HttpRequest, conversation_id) -> HttpResponse:
 
 
 @require_GET
+def message_text(request: HttpRequest, conversation_id) -> HttpResponse:
+    """`?message_id=`: that message's text as written, an answer's Markdown, for Copy (code.js). The page has it
+    rendered only, and its text (innerText) loses the code fences, links and TeX."""
+    chat = _get_conversation_for_user(request, conversation_id)
+    message = get_object_or_404(chat.messages.only("content"), id=exchanges.message_id(request.GET.get("message_id")))
+    return plain_text(message.content)
+
+
+def plain_text(text: str) -> HttpResponse:
+    return HttpResponse(text, content_type="text/plain; charset=utf-8", headers={"Cache-Control": "private, no-cache"})
+
+
+@require_GET
 def earlier_messages(request: HttpRequest, conversation_id) -> HttpResponse:
     """The messages before `?before=<id>` on the branch on screen, for a page that shows those after it."""
     chat, window = _window_beside(request, conversation_id, BranchWindow.before, "before")

@@ -207,15 +207,28 @@ def test_a_message_refused_while_an_answer_streams_stays_in_the_composer(page, u
     expect(chip).to_have_count(0)
 
 
-def test_an_answer_is_copied_with_its_button(page, app, upstream_server):
+COPIED_HTML = """async () => {
+  const [item] = await navigator.clipboard.read();
+  return await (await item.getType("text/html")).text();
+}"""
+
+
+def test_an_answer_is_copied_with_its_button_as_its_markdown(page, app, upstream_server):
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=app.url)
-    upstream_server.enqueue(Stream(openai_text_stream("Copy me, **all** of me.")))
+    markdown = "Copy me, **all** of me: [the docs](https://example.com/docs), $x^2$ and\n\n```python\nprint('hi')\n```"
+    upstream_server.enqueue(Stream(openai_text_stream(markdown)))
     _send(page, "Something to copy")
     answer = _last_answer(page)
     expect(answer).to_have_attribute("data-status", "done")
-    answer.get_by_role("button", name="Copy").click()
+    expect(answer.locator(".katex")).to_have_count(1)  # typeset, as the reader sees it
+    answer.locator(".message-actions").get_by_role("button", name="Copy").click()
     expect(answer.get_by_role("button", name="Copied")).to_be_visible()
-    assert page.evaluate("navigator.clipboard.readText()").strip() == "Copy me, all of me."
+    # As written, not as drawn: the fences, the link's address and the TeX are kept.
+    assert page.evaluate("navigator.clipboard.readText()") == markdown
+    # For an editor that takes HTML, as it looks, without the page's buttons or KaTeX's second drawing of x².
+    html = page.evaluate(COPIED_HTML)
+    assert '<strong>all</strong>' in html and 'href="https://example.com/docs"' in html and "<math" in html
+    assert ">Copy<" not in html and "katex-html" not in html
 
 
 def test_an_answer_branches_into_a_new_chat_that_goes_its_own_way(page, app, upstream_server):
@@ -260,6 +273,9 @@ def test_a_chat_is_shared_from_its_header_and_read_and_continued_through_the_lin
     page.goto(shared_url)
     expect(page.locator(".message-assistant strong")).to_have_text("answer")
     expect(page.locator(".message-user")).to_have_text("Something to share")
+    page.locator(".message-assistant").get_by_role("button", name="Copy").click()
+    expect(page.get_by_role("button", name="Copied")).to_be_visible()
+    assert page.evaluate("navigator.clipboard.readText()") == "Shared **answer**."
     page.get_by_role("button", name="Continue in a chat of your own").click()
     expect(page).to_have_url(re.compile(r"/c/[0-9a-f-]{36}/$"))
     assert page.url != chat_url

@@ -147,6 +147,35 @@ def test_the_files_of_the_messages_shown_are_served_under_the_link_and_no_others
     assert reader.get(f"/c/{chat.id}/attachments/{hidden.id}/").status_code == 404
 
 
+def test_copy_gets_an_answers_markdown_from_its_chat_or_a_link_that_shows_it(chat, alice, bob, settings):
+    owner, reader = _signed_in(alice), _signed_in(bob)
+    first, second = chat.messages.filter(role="assistant", parent__parent=None).order_by("id")
+    follow_up = chat.current_leaf
+    own = f"/c/{chat.id}/message-text/?message_id="
+    response = owner.get(f"{own}{second.id}")
+    assert response.status_code == 200 and response["Content-Type"] == "text/plain; charset=utf-8"
+    assert response.content.decode() == "Plan **B**."  # as written: the page has it drawn only
+    assert owner.get(f"{own}{follow_up.id}").content.decode() == "At dawn <script>alert(1)</script>."  # not as HTML
+    for asked in (str(first.id), "", "x", "99999999"):
+        assert owner.get(f"{own}{asked}").status_code == (200 if asked == str(first.id) else 404)
+    assert reader.get(f"{own}{second.id}").status_code == 404  # another user's chat
+    assert Client().get(f"{own}{second.id}").status_code == 302  # to sign in
+    page = owner.get(f"/c/{chat.id}/").content.decode()
+    assert f'data-copy-source="{own}{second.id}"' in page
+
+    _share(owner, chat)
+    link = _link(owner, chat)
+    shared = f"{link}message-text/?message_id="
+    assert f'data-copy-source="{shared}{second.id}"' in reader.get(link).content.decode()
+    assert reader.get(f"{shared}{second.id}").content.decode() == "Plan **B**."
+    _, later = chat.add_exchange("And after that?", follow_up.id, MODEL)  # written after sharing
+    for hidden in (first, later, chat.messages.get(content="And after that?")):  # another version; after the link
+        assert reader.get(f"{shared}{hidden.id}").status_code == 404
+    assert Client().get(f"{shared}{second.id}").status_code == 302
+    settings.SHARED_LINKS_PUBLIC = True
+    assert Client().get(f"{shared}{second.id}").content.decode() == "Plan **B**."
+
+
 def test_a_reader_continues_the_shared_branch_as_a_chat_of_their_own(chat, alice, bob):
     owner = _signed_in(alice)
     _share(owner, chat)

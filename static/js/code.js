@@ -36,27 +36,68 @@
     return copyBySelection(text);
   }
 
-  // What a copy button copies: its code block's code, a whole answer's text, or its own (a shared link).
+  // What a copy button copies: its code block's code, or its own text (a shared link).
   function source(button) {
     if (button.dataset.copyText !== undefined) {
       return button.dataset.copyText;
-    }
-    if (button.dataset.copyMessage !== undefined) {
-      var message = document.getElementById(button.dataset.copyMessage);
-      return message && message.innerText;
     }
     var block = button.closest(".code-block");
     var code = block && block.querySelector("pre");
     return code && code.textContent;
   }
 
+  // A whole answer, as the chat apps copy one: its Markdown as the text, which the page has only rendered (the
+  // server sends it: data-copy-source), and as it looks for an editor that takes HTML. Its text on the page if
+  // the server cannot be asked.
+  function copyAnswer(button) {
+    var content = document.getElementById(button.dataset.copyMessage);
+    if (!content) {
+      return Promise.reject(new Error("no answer"));
+    }
+    var markdown = fetch(button.dataset.copySource, { credentials: "same-origin" })
+      .then(function (response) {
+        return response.ok ? response.text() : Promise.reject(new Error(String(response.status)));
+      })
+      .catch(function () {
+        return content.innerText;
+      });
+    if (!(window.ClipboardItem && navigator.clipboard && navigator.clipboard.write && window.isSecureContext)) {
+      return markdown.then(copy);
+    }
+    // Written as the click happens, the text to come: browsers allow a write only while a click is fresh.
+    var item = new ClipboardItem({
+      "text/plain": markdown.then(function (text) {
+        return new Blob([text], { type: "text/plain" });
+      }),
+      "text/html": new Blob([asDocument(content)], { type: "text/html" }),
+    });
+    return navigator.clipboard.write([item]).catch(function () {
+      return markdown.then(copy);
+    });
+  }
+
+  // The answer's HTML without what is only for the page: its buttons, and KaTeX's drawing of each formula (the
+  // MathML beside it is what a word processor takes).
+  function asDocument(content) {
+    var copy = content.cloneNode(true);
+    var extras = copy.querySelectorAll("button, .katex-html");
+    for (var i = 0; i < extras.length; i++) {
+      extras[i].remove();
+    }
+    return copy.innerHTML;
+  }
+
   document.addEventListener("click", function (event) {
     var button = event.target.closest("[data-copy-code], [data-copy-message], [data-copy-text]");
-    var text = button && source(button);
-    if (!text) {
+    if (!button) {
       return;
     }
-    copy(text).then(function () {
+    var text = button.dataset.copyMessage === undefined ? source(button) : "";
+    var copied = button.dataset.copyMessage === undefined ? text && copy(text) : copyAnswer(button);
+    if (!copied) {
+      return;
+    }
+    copied.then(function () {
       if (!button.dataset.label) {
         button.dataset.label = button.textContent;
       }
