@@ -126,8 +126,9 @@ def branch(request: HttpRequest, conversation_id) -> HttpResponse:
 
 def _branch_title(title: str) -> str:
     """"Branch · Trip", for a branch of "Trip" and for a branch of that: one mark says it is a branch."""
-    titled = _("Branch · %(title)s")
-    return title if title.startswith(titled % {"title": ""}) else (titled % {"title": title})[:200]
+    titled = str(_("Branch · %(title)s"))
+    before, _title, after = titled.partition("%(title)s")  # a language may put the mark after the title
+    return title if title.startswith(before) and title.endswith(after) else (titled % {"title": title})[:200]
 
 
 def _files_of(rows: list[Message]):

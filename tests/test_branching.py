@@ -3,6 +3,7 @@
 import pytest
 from django.test import Client
 
+from chatapp import transfer
 from chatapp.models import Attachment, Conversation
 from tests.test_attachments import PNG, _attach, upload
 from tests.test_sharing import MODEL, _answer
@@ -70,3 +71,10 @@ def test_only_ones_own_finished_answers_branch(chat, bob):
     for refused in (question.id, streaming.id, "", "nope", 10**20):
         assert _branch(owner, chat, refused).status_code == 404
     assert Conversation.objects.count() == 1
+
+
+@pytest.mark.parametrize("template", ["Branch · %(title)s", "%(title)s (gren)", "「%(title)s」的分支"])
+def test_a_branch_of_a_branch_is_marked_once_wherever_a_language_puts_the_mark(monkeypatch, template):
+    monkeypatch.setattr(transfer, "_", lambda text: template)  # a catalogue's wording of "Branch · %(title)s"
+    first = transfer._branch_title("Trip")
+    assert first == template % {"title": "Trip"} and transfer._branch_title(first) == first
