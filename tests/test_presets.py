@@ -39,6 +39,18 @@ def _pirate(owner, **fields) -> Preset:
     return Preset.objects.create(owner=owner, name="Pirate", **{**values, **fields})
 
 
+async def _asked(openrouter, user, chat_id) -> dict:
+    """What the model is asked with when `user` says Hello in the chat over its socket (the chat made if new)."""
+    openrouter.enqueue(Stream(openai_text_stream("Arr.")))
+    socket, connected = await open_chat(user, chat_id)
+    assert connected
+    await socket.send(action="send", message="Hello", model=SONNET)
+    await socket.until(lambda s: any(m.role == "assistant" for m in s.shown.values()))
+    await socket.until_status(socket.last_assistant_id(), "done")
+    await socket.close()
+    return openrouter.chat_requests[-1].json
+
+
 @pytest.mark.django_db(transaction=True)
 async def test_a_chat_started_from_a_preset_asks_the_model_with_its_settings(alice, openrouter, async_client):
     await async_client.aforce_login(alice)
@@ -57,14 +69,7 @@ async def test_a_chat_started_from_a_preset_asks_the_model_with_its_settings(ali
     assert "System prompt: <q>Talk like a pirate.</q>" in chat_page  # what the new chat will ask with
     assert f'<option value="{SONNET}" selected' in chat_page  # the composer's picker
 
-    openrouter.enqueue(Stream(openai_text_stream("Arr.")))
-    socket, connected = await open_chat(alice, chat.id)
-    assert connected
-    await socket.send(action="send", message="Hello", model=SONNET)
-    await socket.until(lambda s: any(m.role == "assistant" for m in s.shown.values()))
-    await socket.until_status(socket.last_assistant_id(), "done")
-    await socket.close()
-    sent = openrouter.chat_requests[-1].json
+    sent = await _asked(openrouter, alice, chat.id)
     assert sent["model"] == "anthropic/claude-sonnet-4.5"
     assert sent["messages"][0] == {"role": "system", "content": "Talk like a pirate."}
     assert (sent["temperature"], sent["max_tokens"], sent["reasoning"]) == (0.2, 300, {"effort": "low"})
@@ -129,14 +134,7 @@ async def test_new_chats_start_from_the_preset_chosen_for_them(alice, openrouter
     assert f'<option value="{SONNET}" selected' in new_page  # its model, in the composer's picker
     chat_id = uuid.UUID(re.search(r'data-conversation-id="([0-9a-f-]{36})"', new_page).group(1))
 
-    openrouter.enqueue(Stream(openai_text_stream("Arr.")))
-    socket, connected = await open_chat(alice, chat_id)
-    assert connected
-    await socket.send(action="send", message="Hello", model=SONNET)
-    await socket.until(lambda s: any(m.role == "assistant" for m in s.shown.values()))
-    await socket.until_status(socket.last_assistant_id(), "done")
-    await socket.close()
-    sent = openrouter.chat_requests[-1].json
+    sent = await _asked(openrouter, alice, chat_id)
     assert sent["messages"][0] == {"role": "system", "content": "Talk like a pirate."}
     assert (sent["temperature"], sent["max_tokens"], sent["reasoning"]) == (0.2, 300, {"effort": "low"})
     chat = await Conversation.objects.aget(pk=chat_id)

@@ -79,12 +79,12 @@
   // The answer's HTML without what is only for the page: its buttons, and KaTeX's drawing of each formula (the
   // MathML beside it is what a word processor takes).
   function asDocument(content) {
-    var copy = content.cloneNode(true);
-    var extras = copy.querySelectorAll("button, .katex-html");
+    var clone = content.cloneNode(true);
+    var extras = clone.querySelectorAll("button, .katex-html");
     for (var i = 0; i < extras.length; i++) {
       extras[i].remove();
     }
-    return copy.innerHTML;
+    return clone.innerHTML;
   }
 
   document.addEventListener("click", function (event) {
