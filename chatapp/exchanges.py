@@ -150,5 +150,5 @@ def default_model_ref(user) -> str:
 def new_chat_fields(user, model: str = "") -> dict:
     """The fields a new chat of the user's is made with: the settings of the preset they start new chats from, if
     any; `model` (the picker's) if given, else the model new chats start with (that preset's, if still offered)."""
-    preset = Preset.objects.filter(owner=user, for_new_chats=True).first()
+    preset = Preset.objects.for_new_chats(user).first()
     return {**(preset.chat_settings() if preset else {}), "owner": user, "model": model or default_model_ref(user)}

@@ -103,9 +103,7 @@ class PresetForm(ChatSettingsForm):
     @transaction.atomic
     def save(self, commit: bool = True) -> Preset:
         if commit and self.instance.for_new_chats:  # the one new chats start from: no longer the one before
-            Preset.objects.filter(owner=self.instance.owner, for_new_chats=True).exclude(pk=self.instance.pk).update(
-                for_new_chats=False
-            )
+            Preset.objects.for_new_chats(self.instance.owner).exclude(pk=self.instance.pk).update(for_new_chats=False)
         return super().save(commit)
 
 

@@ -609,6 +609,12 @@ class Share(models.Model):
         return reverse("shared", args=[self.token])
 
 
+class PresetQuerySet(models.QuerySet):
+    def for_new_chats(self, owner) -> "PresetQuerySet":
+        """The preset `owner` starts new chats from: one at most (a constraint)."""
+        return self.filter(owner=owner, for_new_chats=True)
+
+
 class Preset(ChatSettings):
     """A user's named settings (model, system prompt, parameters) to start a chat from, or apply to one."""
 
@@ -624,6 +630,8 @@ class Preset(ChatSettings):
     )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    objects = PresetQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("preset")

@@ -81,7 +81,7 @@ def default_model_ref(user, providers: list[str], table: ModelTable | None = Non
     """The model new chats of the user's start with: that of the preset they start them from, else their preferred
     model, each if still allowed; else DEFAULT_MODEL, else the first offered."""
     table = table or ModelTable.current()
-    preset_model = Preset.objects.filter(owner=user, for_new_chats=True).values_list("model", flat=True).first()
+    preset_model = Preset.objects.for_new_chats(user).values_list("model", flat=True).first()
     for preferred in (preset_model, getattr(getattr(user, "preferences", None), "default_model", "")):
         resolved = table.resolve(preferred, providers) if preferred else None
         if resolved is not None and resolved[0] in providers:

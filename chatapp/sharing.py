@@ -94,11 +94,11 @@ def shared_text(request: HttpRequest, token: str) -> HttpResponse:
     """`?message_id=`: the text of a message the link shows, as written (views.message_text); others are a 404."""
     if not _may_read(request):
         return redirect_to_login(request.path)
+    link = _shared(token)
     wanted = exchanges.message_id(request.GET.get("message_id"))
-    shown = {message.id: message for message in _shown(_shared(token), "content")}
-    if wanted not in shown:
+    if wanted not in {message.id for message in _shown(link)}:
         raise Http404
-    return plain_text(shown[wanted].content)
+    return plain_text(Message.objects.only("content").get(id=wanted).content)
 
 
 def _shown(link: Share, *fields: str) -> list[Message]:

@@ -892,7 +892,7 @@ def save_library(owner, imported: Imported) -> tuple[int, int]:
             if row[key] not in taken:
                 new.setdefault(row[key], row)
         if model is Preset:  # new chats start from one at most: the owner's, else the file's first
-            has_one = Preset.objects.filter(owner=owner, for_new_chats=True).exists()
+            has_one = Preset.objects.for_new_chats(owner).exists()
             for row in new.values():
                 row["for_new_chats"] = row["for_new_chats"] and not has_one
                 has_one = has_one or row["for_new_chats"]

@@ -229,6 +229,9 @@ def test_an_answer_is_copied_with_its_button_as_its_markdown(page, app, upstream
     html = page.evaluate(COPIED_HTML)
     assert '<strong>all</strong>' in html and 'href="https://example.com/docs"' in html and "<math" in html
     assert ">Copy<" not in html and "katex-html" not in html
+    answer.locator(".code-block").get_by_role("button", name="Copy").click()  # a code block's, its code alone
+    expect(answer.locator(".code-block").get_by_role("button", name="Copied")).to_be_visible()
+    assert page.evaluate("navigator.clipboard.readText()").strip() == "print('hi')"
 
 
 def test_an_answer_branches_into_a_new_chat_that_goes_its_own_way(page, app, upstream_server):

@@ -36,14 +36,16 @@
     return copyBySelection(text);
   }
 
-  // What a copy button copies: its code block's code, or its own text (a shared link).
-  function source(button) {
-    if (button.dataset.copyText !== undefined) {
-      return button.dataset.copyText;
+  // What a copy button copies, being copied: a whole answer, its own text (a shared link), or its code block's
+  // code; null if there is nothing to copy.
+  function copied(button) {
+    if (button.dataset.copyMessage !== undefined) {
+      return copyAnswer(button);
     }
     var block = button.closest(".code-block");
     var code = block && block.querySelector("pre");
-    return code && code.textContent;
+    var text = button.dataset.copyText !== undefined ? button.dataset.copyText : code && code.textContent;
+    return text ? copy(text) : null;
   }
 
   // A whole answer, as the chat apps copy one: its Markdown as the text, which the page has only rendered (the
@@ -89,15 +91,11 @@
 
   document.addEventListener("click", function (event) {
     var button = event.target.closest("[data-copy-code], [data-copy-message], [data-copy-text]");
-    if (!button) {
+    var copying = button && copied(button);
+    if (!copying) {
       return;
     }
-    var text = button.dataset.copyMessage === undefined ? source(button) : "";
-    var copied = button.dataset.copyMessage === undefined ? text && copy(text) : copyAnswer(button);
-    if (!copied) {
-      return;
-    }
-    copied.then(function () {
+    copying.then(function () {
       if (!button.dataset.label) {
         button.dataset.label = button.textContent;
       }
